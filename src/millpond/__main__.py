@@ -1,0 +1,3 @@
+from millpond.cli.main import main
+
+main()

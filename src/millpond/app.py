@@ -1,0 +1,121 @@
+"""The composition root: builds the broker's objects with plain constructors and runs them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from pathlib import Path
+
+from millpond.broker.context import BrokerContext
+from millpond.broker.server import KafkaServer
+from millpond.clock import Clock
+from millpond.clock import SystemClock
+from millpond.config import BrokerConfig
+from millpond.storage.log_manager import LogManager
+from millpond.storage.producer_ids import ProducerIdAllocator
+
+logger = logging.getLogger("millpond")
+
+
+class Broker:
+    def __init__(self, data_dir: Path, config: BrokerConfig, clock: Clock | None = None) -> None:
+        self.data_dir = data_dir
+        self.config = config
+        self.clock = clock or SystemClock()
+        self.logs = LogManager(data_dir, config, self.clock)
+        self.ctx: BrokerContext | None = None
+        self.server: KafkaServer | None = None
+        self._background: list[asyncio.Task[None]] = []
+        self.address: tuple[str, int] | None = None
+
+    async def start(self) -> None:
+        """Open the data dir (recovering if needed) and start listening; logs one ready line."""
+        started = self.clock.monotonic_ms()
+        report = self.logs.startup()
+        producer_ids = ProducerIdAllocator(self.data_dir / "producer-ids")
+        ctx = BrokerContext(self.config, self.clock, self.logs, producer_ids)
+        self.ctx = ctx
+        host, port = self.config.listen
+        self.server = KafkaServer(ctx, host, port)
+        bound_host, bound_port = await self.server.start()
+        self.address = (bound_host, bound_port)
+        advertised_host, advertised_port = self.config.advertised
+        ctx.advertised_host = advertised_host if advertised_host != "0.0.0.0" else "127.0.0.1"
+        ctx.advertised_port = advertised_port or bound_port
+        loop = asyncio.get_running_loop()
+        self._background = [
+            loop.create_task(self._retention_loop()),
+            loop.create_task(self._flush_loop()),
+        ]
+        logger.info(
+            "millpond ready on %s:%d (advertised %s:%d), data dir %s, %d partition(s) %s in %.0f ms",
+            bound_host,
+            bound_port,
+            ctx.advertised_host,
+            ctx.advertised_port,
+            self.data_dir,
+            report.partitions,
+            "opened after a clean stop" if report.clean_shutdown else "recovered",
+            self.clock.monotonic_ms() - started,
+        )
+
+    async def stop(self) -> None:
+        """Stop accepting, finish in-flight requests, fsync, and mark a clean shutdown."""
+        if self.server is not None:
+            await self.server.stop()
+        for task in self._background:
+            task.cancel()
+        for task in self._background:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self.logs.shutdown()
+        logger.info("millpond stopped cleanly")
+
+    async def _retention_loop(self) -> None:
+        interval = self.config["log.retention.check.interval.ms"] / 1000
+        while True:
+            await asyncio.sleep(interval)
+            for topic in list(self.logs.topics.values()):
+                for partition in topic.partitions:
+                    try:
+                        if partition.log.apply_retention():
+                            partition.producer_state.truncate_snapshots_below(
+                                partition.log.log_start_offset
+                            )
+                    except OSError as error:
+                        logger.error("retention on %s failed: %s", partition.name, error)
+
+    async def _flush_loop(self) -> None:
+        assert self.ctx is not None
+        interval = self.config["log.flush.interval.ms"] / 1000
+        while True:
+            await asyncio.sleep(interval)
+            logs = [p.log for t in self.logs.topics.values() for p in t.partitions]
+            try:
+                await self.ctx.group_commit.flush_all(logs)
+            except Exception as error:  # logged; the next round retries only new data
+                logger.error("periodic flush failed: %s", error)
+
+
+def install_uvloop() -> None:
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+async def serve(data_dir: Path, config: BrokerConfig) -> None:
+    """Run until SIGTERM or SIGINT, then stop cleanly."""
+    broker = Broker(data_dir, config)
+    await broker.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        logger.info("stopping")
+        await broker.stop()

@@ -1,0 +1,171 @@
+"""Produce (API 0): validate each partition's record batch, append it, answer per partition.
+
+The synchronous part (validation, sequence checks, the append itself) runs before the first
+await, so requests on one connection append in the order they arrived even though their
+responses may wait for the same group-commit round.
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+from typing import Any
+
+from kio.schema.errors import ErrorCode
+from kio.static.protocol import Entity
+
+from millpond.broker.context import BrokerContext
+from millpond.broker.group_commit import StorageError
+from millpond.protocol.build import build
+from millpond.protocol.codec import RequestHeader
+from millpond.protocol.codec import response_type
+from millpond.protocol.records import InvalidRecordError
+from millpond.protocol.records import iter_batches
+from millpond.protocol.records import set_log_append_time
+from millpond.storage.log import Log
+from millpond.storage.log_manager import Partition
+from millpond.storage.log_manager import topic_name_problem
+from millpond.storage.producer_state import Duplicate
+from millpond.storage.producer_state import Reject
+
+from .metadata import auto_create
+
+
+@dataclass(slots=True)
+class PartitionResult:
+    error: ErrorCode
+    base_offset: int = -1
+    log_append_time: int = -1
+    log_start_offset: int = -1
+    message: str | None = None
+
+    def as_dict(self, index: int) -> dict[str, Any]:
+        append_time = (
+            None
+            if self.log_append_time < 0
+            else datetime.datetime.fromtimestamp(self.log_append_time / 1000, tz=datetime.UTC)
+        )
+        return {
+            "index": index,
+            "error_code": self.error,
+            "base_offset": self.base_offset,
+            "log_append_time": append_time,
+            "log_start_offset": self.log_start_offset,
+            "record_errors": (),
+            "error_message": self.message,
+        }
+
+
+def append_to_partition(
+    ctx: BrokerContext, partition: Partition, records: bytes | None
+) -> PartitionResult:
+    """Validate and append one partition's records. Never raises for bad input."""
+    log = partition.log
+    if not records:
+        return PartitionResult(ErrorCode.invalid_record, message="no record batch")
+    max_bytes = partition.topic.config.max_message_bytes
+    if len(records) > max_bytes:
+        return PartitionResult(
+            ErrorCode.message_too_large,
+            message=f"batch of {len(records)} bytes exceeds max.message.bytes={max_bytes}",
+        )
+    buffer = bytearray(records)
+    try:
+        batches = list(iter_batches(buffer))
+    except InvalidRecordError as error:
+        return PartitionResult(ErrorCode.corrupt_message, message=str(error))
+    if len(batches) != 1:
+        return PartitionResult(
+            ErrorCode.invalid_record,
+            message="produce requests must carry exactly one record batch per partition",
+        )
+    batch = batches[0]
+    if batch.records_count != batch.last_offset_delta + 1:
+        return PartitionResult(ErrorCode.corrupt_message, message="record count disagrees with offsets")
+    if batch.is_control:
+        return PartitionResult(ErrorCode.invalid_record, message="clients may not send control batches")
+    if batch.is_transactional:
+        return PartitionResult(
+            ErrorCode.invalid_txn_state, message="transactions are not supported by this broker"
+        )
+    check = partition.producer_state.check(batch)
+    if isinstance(check, Reject):
+        return PartitionResult(check.error_code, log_start_offset=log.log_start_offset)
+    if isinstance(check, Duplicate):
+        return PartitionResult(
+            ErrorCode.none,
+            base_offset=check.base_offset,
+            log_append_time=check.timestamp if partition.topic.config.log_append_time else -1,
+            log_start_offset=log.log_start_offset,
+        )
+    now = ctx.clock.wall_ms()
+    if partition.topic.config.log_append_time:
+        set_log_append_time(buffer, batch, now)
+        batch = next(iter_batches(buffer, verify_crc=False))
+    try:
+        result = log.append(buffer, [batch])
+    except OSError as error:
+        return PartitionResult(ErrorCode.kafka_storage_error, message=f"append failed: {error}")
+    appended = next(iter_batches(memoryview(buffer)[: batch.size], verify_crc=False))
+    partition.producer_state.update(appended, now)
+    ctx.appended.notify((partition.topic.name, partition.index))
+    return PartitionResult(
+        ErrorCode.none,
+        base_offset=result.base_offset,
+        log_append_time=now if partition.topic.config.log_append_time else -1,
+        log_start_offset=log.log_start_offset,
+    )
+
+
+async def handle_produce(ctx: BrokerContext, header: RequestHeader, request: Any) -> Entity | None:
+    acks = request.acks
+    topics_out: list[dict[str, Any]] = []
+    durable: list[tuple[Log, PartitionResult]] = []
+    for topic_data in request.topic_data:
+        name = topic_data.name
+        partitions_out: list[tuple[int, PartitionResult]] = []
+        topic = ctx.logs.topics.get(name)
+        topic_error: ErrorCode | None = None
+        if acks not in (-1, 0, 1):
+            topic_error = ErrorCode.invalid_required_acks
+        elif topic_name_problem(name) is not None:
+            topic_error = ErrorCode.invalid_topic_exception
+        elif topic is None:
+            topic = auto_create(ctx, name)
+            if topic is None:
+                topic_error = ErrorCode.unknown_topic_or_partition
+        for partition_data in topic_data.partition_data:
+            index = partition_data.index
+            if topic_error is not None:
+                partitions_out.append((index, PartitionResult(topic_error)))
+                continue
+            partition = ctx.logs.partition(name, index)
+            if partition is None:
+                partitions_out.append((index, PartitionResult(ErrorCode.unknown_topic_or_partition)))
+                continue
+            result = append_to_partition(ctx, partition, partition_data.records)
+            partitions_out.append((index, result))
+            if acks == -1 and result.error == ErrorCode.none:
+                durable.append((partition.log, result))
+        topics_out.append({"name": name, "partitions": partitions_out})
+    if acks == -1 and durable:
+        try:
+            await ctx.group_commit.sync(log for log, _ in durable)
+        except StorageError as error:
+            for _log, result in durable:
+                result.error = ErrorCode.kafka_storage_error
+                result.message = f"fsync failed: {error}"
+                result.base_offset = -1
+    if acks == 0:
+        return None
+    response = {
+        "responses": [
+            {
+                "name": topic["name"],
+                "partition_responses": [result.as_dict(index) for index, result in topic["partitions"]],
+            }
+            for topic in topics_out
+        ],
+        "throttle_time": datetime.timedelta(0),
+    }
+    return build(response_type(header.api_key, header.api_version), response)

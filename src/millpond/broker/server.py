@@ -1,0 +1,200 @@
+"""The asyncio shell around the sans-I/O protocol core: sockets in, handlers, responses out.
+
+Each connection receives straight into the frame being assembled (BufferedProtocol), decodes
+each complete frame and starts its handler at once. Handlers do their state changes before
+their first await, so requests take effect in arrival order; their responses are written in
+the same order, each as soon as it and everything before it is ready. A connection that has
+too many requests in flight, or whose responses are not being drained, stops being read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from typing import Any
+
+from kio.schema.errors import ErrorCode
+from kio.static.protocol import Entity
+
+from millpond.broker.apis import APIS
+from millpond.broker.apis import SUPPORTED_VERSIONS
+from millpond.broker.apis import api_versions_response
+from millpond.broker.context import BrokerContext
+from millpond.protocol.codec import API_VERSIONS_KEY
+from millpond.protocol.codec import ProtocolError
+from millpond.protocol.codec import UnsupportedRequest
+from millpond.protocol.codec import decode_request
+from millpond.protocol.codec import encode_response
+from millpond.protocol.framing import FrameReader
+from millpond.protocol.framing import FramingError
+
+logger = logging.getLogger(__name__)
+
+MAX_IN_FLIGHT_PER_CONNECTION = 64
+
+
+class KafkaConnection(asyncio.BufferedProtocol):
+    def __init__(self, server: KafkaServer) -> None:
+        self.server = server
+        self.ctx = server.ctx
+        self.reader = FrameReader(server.ctx.config["socket.request.max.bytes"])
+        self.transport: asyncio.Transport | None = None
+        self.peer = "?"
+        self._pending: collections.deque[tuple[int, asyncio.Task[Entity | None]]] = (
+            collections.deque()
+        )
+        self._reading_paused = False
+        self._writing_paused = False
+        self._closed = False
+
+    # --- asyncio callbacks -------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
+        self.server.connections.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed = True
+        self.server.connections.discard(self)
+        for _correlation_id, task in self._pending:
+            task.cancel()
+        self._pending.clear()
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.reader.get_buffer(sizehint)
+
+    def buffer_updated(self, nbytes: int) -> None:
+        try:
+            self.reader.buffer_updated(nbytes)
+        except FramingError as error:
+            self.close(f"framing error: {error}")
+            return
+        for frame in self.reader.frames():
+            if self._closed:
+                return
+            self._dispatch(frame)
+        self._update_reading()
+
+    def eof_received(self) -> bool | None:
+        return None
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+        self._update_reading()
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        self._update_reading()
+
+    # --- requests ------------------------------------------------------------------------------
+
+    def _dispatch(self, frame: bytearray) -> None:
+        try:
+            header, request = decode_request(frame, SUPPORTED_VERSIONS)
+        except UnsupportedRequest as unsupported:
+            header = unsupported.header
+            if header.api_key == API_VERSIONS_KEY:
+                # KIP-511: answer in v0 so the client learns our versions and downgrades.
+                body = api_versions_response(0, ErrorCode.unsupported_version)
+                self._enqueue_ready(header.correlation_id, body)
+                return
+            self.close(
+                f"unsupported api_key={header.api_key} version={header.api_version}"
+                f" from client {header.client_id!r}"
+            )
+            return
+        except ProtocolError as error:
+            self.close(f"malformed request: {error}")
+            return
+        api = APIS[header.api_key]
+        coroutine = api.handler(self.ctx, header, request)
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._pending.append((header.correlation_id, task))
+        task.add_done_callback(self._on_done)
+
+    def _enqueue_ready(self, correlation_id: int, body: Entity | None) -> None:
+        future: asyncio.Future[Entity | None] = asyncio.get_running_loop().create_future()
+        future.set_result(body)
+        self._pending.append((correlation_id, future))  # type: ignore[arg-type]
+        self._write_ready()
+
+    def _on_done(self, _task: asyncio.Task[Any]) -> None:
+        self._write_ready()
+
+    def _write_ready(self) -> None:
+        pending = self._pending
+        while pending and pending[0][1].done():
+            correlation_id, task = pending.popleft()
+            if self._closed or task.cancelled():
+                continue
+            error = task.exception()
+            if error is not None:
+                logger.error(
+                    "handler failed for %s: %r", self.peer, error, exc_info=error
+                )
+                self.close("internal error")
+                return
+            body = task.result()
+            if body is not None and self.transport is not None:
+                self.transport.write(encode_response(correlation_id, body))
+        self._update_reading()
+
+    def _update_reading(self) -> None:
+        if self.transport is None or self._closed:
+            return
+        should_pause = self._writing_paused or len(self._pending) >= MAX_IN_FLIGHT_PER_CONNECTION
+        if should_pause and not self._reading_paused:
+            self.transport.pause_reading()
+            self._reading_paused = True
+        elif not should_pause and self._reading_paused:
+            self.transport.resume_reading()
+            self._reading_paused = False
+
+    # --- closing -------------------------------------------------------------------------------
+
+    def close(self, reason: str) -> None:
+        if self._closed:
+            return
+        logger.warning("closing connection from %s: %s", self.peer, reason)
+        self._closed = True
+        if self.transport is not None:
+            self.transport.abort()
+
+    async def drain(self, timeout: float) -> None:
+        """Wait for in-flight requests to finish and their responses to be written."""
+        tasks = [task for _cid, task in self._pending]
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout)
+        if self.transport is not None and not self._closed:
+            self.transport.close()
+
+
+class KafkaServer:
+    def __init__(self, ctx: BrokerContext, host: str, port: int) -> None:
+        self.ctx = ctx
+        self.host = host
+        self.port = port
+        self.connections: set[KafkaConnection] = set()
+        self._server: asyncio.base_events.Server | None = None
+
+    async def start(self) -> tuple[str, int]:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: KafkaConnection(self), self.host, self.port, reuse_address=True
+        )
+        sockname = self._server.sockets[0].getsockname()
+        return sockname[0], sockname[1]
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Stop accepting, let in-flight requests finish (up to `timeout`), close connections."""
+        if self._server is not None:
+            self._server.close()
+        connections = list(self.connections)
+        if connections:
+            await asyncio.gather(*(connection.drain(timeout) for connection in connections))
+        if self._server is not None:
+            await self._server.wait_closed()

@@ -1,0 +1,91 @@
+"""The `millpond` command."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from millpond.config import BrokerConfig
+from millpond.config import ConfigError
+from millpond.config import parse_assignments
+from millpond.config import read_properties
+
+app = typer.Typer(
+    name="millpond",
+    help="Millpond: a Kafka-compatible broker in one Python process.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+USAGE_ERROR = 2
+
+
+def fail(message: str, code: int = USAGE_ERROR) -> typer.Exit:
+    typer.echo(f"millpond: error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def build_config(
+    config_file: Path | None, settings: list[str], listen: str | None, advertised: str | None
+) -> BrokerConfig:
+    values: dict[str, str] = {}
+    if config_file is not None:
+        values.update(read_properties(config_file))
+    values.update(parse_assignments(settings))
+    if listen is not None:
+        values["kafka.listen"] = listen
+    if advertised is not None:
+        values["advertised.listener"] = advertised
+    return BrokerConfig(values)
+
+
+@app.command()
+def serve(
+    data_dir: Annotated[
+        Path, typer.Option("--data-dir", help="Where topics, offsets and state live.")
+    ] = Path("millpond-data"),
+    kafka_listen: Annotated[
+        str | None, typer.Option("--kafka-listen", help="HOST:PORT for Kafka clients.")
+    ] = None,
+    advertised_listener: Annotated[
+        str | None,
+        typer.Option("--advertised-listener", help="HOST:PORT clients are told to use."),
+    ] = None,
+    config_file: Annotated[
+        Path | None, typer.Option("--config", help="A properties file of broker configs.")
+    ] = None,
+    settings: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="A broker config as key=value (repeatable)."),
+    ] = None,
+) -> None:
+    """Run the broker on a local data directory until SIGTERM or Ctrl-C."""
+    try:
+        config = build_config(config_file, settings or [], kafka_listen, advertised_listener)
+    except ConfigError as error:
+        raise fail(str(error)) from None
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    from millpond.app import install_uvloop
+    from millpond.app import serve as run_broker
+
+    install_uvloop()
+    try:
+        asyncio.run(run_broker(data_dir, config))
+    except OSError as error:
+        raise fail(f"cannot start: {error}", 1) from None
+    except ValueError as error:
+        raise fail(f"cannot start: {error}", 1) from None
+
+
+def main() -> None:
+    app()

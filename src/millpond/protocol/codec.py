@@ -1,0 +1,163 @@
+"""Request decoding and response encoding on top of kio's generated message types.
+
+A request frame (after the size prefix) is:
+
+    0    2    request_api_key        int16
+    2    2    request_api_version    int16
+    4    4    correlation_id         int32
+    8    2+n  client_id              nullable int16-length string (never compact)
+    ...       tagged fields          only in header v2 (flexible request versions)
+    ...       request body           as kio's schema for (api_key, version)
+
+A response is `correlation_id int32`, then tagged fields for flexible versions (header v1), then
+the body. ApiVersions is the exception: its response header is always v0, so a client that does
+not know our versions can still read it.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from kio.index import load_request_schema
+from kio.index import load_response_schema
+from kio.serial import entity_reader
+from kio.serial import entity_writer
+from kio.serial.errors import BufferUnderflow
+from kio.static.protocol import Entity
+
+API_VERSIONS_KEY = 18
+
+_HEADER_FIXED = struct.Struct(">hhih")
+_INT32 = struct.Struct(">i")
+
+
+class ProtocolError(Exception):
+    """The request cannot be decoded; the connection must be closed."""
+
+
+@dataclass(frozen=True, slots=True)
+class RequestHeader:
+    api_key: int
+    api_version: int
+    correlation_id: int
+    client_id: str | None
+
+
+class UnsupportedRequest(Exception):
+    """A well-framed request whose API key or version the broker does not serve."""
+
+    def __init__(self, header: RequestHeader) -> None:
+        super().__init__(f"unsupported api_key={header.api_key} version={header.api_version}")
+        self.header = header
+
+
+def read_request_header(frame: bytes | bytearray | memoryview) -> tuple[RequestHeader, int]:
+    """Decode the fixed part of the header; returns it and the offset after client_id."""
+    if len(frame) < _HEADER_FIXED.size:
+        raise ProtocolError("request shorter than its header")
+    api_key, api_version, correlation_id, client_id_length = _HEADER_FIXED.unpack_from(frame, 0)
+    offset = _HEADER_FIXED.size
+    client_id: str | None = None
+    if client_id_length >= 0:
+        end = offset + client_id_length
+        if end > len(frame):
+            raise ProtocolError("client_id runs past the end of the request")
+        try:
+            client_id = bytes(frame[offset:end]).decode()
+        except UnicodeDecodeError as error:
+            raise ProtocolError("client_id is not UTF-8") from error
+        offset = end
+    elif client_id_length != -1:
+        raise ProtocolError(f"bad client_id length {client_id_length}")
+    return RequestHeader(api_key, api_version, correlation_id, client_id), offset
+
+
+@cache
+def request_type(api_key: int, api_version: int) -> type[Entity]:
+    return load_request_schema(api_key, api_version)
+
+
+@cache
+def response_type(api_key: int, api_version: int) -> type[Entity]:
+    return load_response_schema(api_key, api_version)
+
+
+@cache
+def _reader(entity: type[Entity]) -> Any:
+    return entity_reader(entity)
+
+
+@cache
+def _writer(entity: type[Entity]) -> Any:
+    return entity_writer(entity)
+
+
+def _skip_tagged_fields(frame: bytes | bytearray | memoryview, offset: int) -> int:
+    count, offset = _read_uvarint(frame, offset)
+    for _ in range(count):
+        _tag, offset = _read_uvarint(frame, offset)
+        size, offset = _read_uvarint(frame, offset)
+        offset += size
+        if offset > len(frame):
+            raise ProtocolError("tagged field runs past the end of the request")
+    return offset
+
+
+def _read_uvarint(frame: bytes | bytearray | memoryview, offset: int) -> tuple[int, int]:
+    value = 0
+    shift = 0
+    while True:
+        if offset >= len(frame):
+            raise ProtocolError("truncated varint")
+        byte = frame[offset]
+        offset += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, offset
+        shift += 7
+        if shift > 28:
+            raise ProtocolError("varint too long")
+
+
+def decode_request(
+    frame: bytes | bytearray | memoryview, supported: dict[int, tuple[int, int]]
+) -> tuple[RequestHeader, Entity]:
+    """Decode a whole request frame.
+
+    Raises UnsupportedRequest for an API or version outside `supported` (api_key -> min, max),
+    and ProtocolError for anything malformed.
+    """
+    header, offset = read_request_header(frame)
+    versions = supported.get(header.api_key)
+    if versions is None or not versions[0] <= header.api_version <= versions[1]:
+        raise UnsupportedRequest(header)
+    body_type = request_type(header.api_key, header.api_version)
+    if body_type.__flexible__:
+        offset = _skip_tagged_fields(frame, offset)
+    try:
+        body, size = _reader(body_type)(frame, offset)
+    except (BufferUnderflow, ValueError, TypeError, OverflowError, UnicodeDecodeError) as error:
+        raise ProtocolError(f"malformed {body_type.__name__}: {error}") from error
+    except Exception as error:
+        raise ProtocolError(f"malformed {body_type.__name__}: {error!r}") from error
+    if offset + size != len(frame):
+        raise ProtocolError(f"{len(frame) - offset - size} trailing bytes after {body_type.__name__}")
+    return header, body
+
+
+def encode_response(correlation_id: int, body: Entity) -> bytes:
+    """Size prefix + response header + body."""
+    buffer = io.BytesIO()
+    buffer.write(b"\0\0\0\0")
+    buffer.write(_INT32.pack(correlation_id))
+    if body.__flexible__ and body.__api_key__ != API_VERSIONS_KEY:
+        buffer.write(b"\0")  # no tagged fields in the response header
+    _writer(type(body))(buffer, body)
+    payload = buffer.getbuffer()
+    _INT32.pack_into(payload, 0, len(payload) - 4)
+    del payload
+    return buffer.getvalue()

@@ -1,0 +1,345 @@
+"""The data directory: which topics exist, where their partitions live, how the broker stopped.
+
+    <data-dir>/
+      meta.properties             version=1, cluster.id=…, node.id=…   (written once)
+      topics.json                 {"topics": [{"name", "topic_id", "partitions", "configs"}]}
+      producer-ids                the producer id block reserved so far (ProducerIdAllocator)
+      .millpond_cleanshutdown     present only between a clean stop and the next start
+      <topic>-<partition>/        one Log (segments, indexes, producer snapshots) each
+
+Kafka's layout, minus ZooKeeper/KRaft: topic metadata is a small JSON document rewritten
+atomically on every change. A topic is written to topics.json before its directories exist and
+removed from it before they are deleted, so a crash between the two leaves only stray
+directories, which are cleared when a topic of that name is created again.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import re
+import shutil
+import time
+import uuid
+from dataclasses import dataclass
+from dataclasses import field
+from pathlib import Path
+from typing import Any
+
+from millpond.clock import Clock
+from millpond.config import BrokerConfig
+from millpond.config import TopicConfig
+from millpond.storage.log import Log
+from millpond.storage.producer_state import ProducerStateManager
+
+logger = logging.getLogger(__name__)
+
+CLEAN_SHUTDOWN_MARKER = ".millpond_cleanshutdown"
+MAX_TOPIC_NAME_LENGTH = 249
+_LEGAL_TOPIC_NAME = re.compile(r"^[a-zA-Z0-9._-]+$")
+
+
+class TopicError(Exception):
+    """A topic operation was refused; `code` is the Kafka error code name."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def topic_name_problem(name: str | None) -> str | None:
+    """Why `name` is not a legal Kafka topic name, or None if it is."""
+    if not name:
+        return "topic name is empty"
+    if name in {".", ".."}:
+        return f"topic name {name!r} is not allowed"
+    if len(name) > MAX_TOPIC_NAME_LENGTH:
+        return f"topic name is longer than {MAX_TOPIC_NAME_LENGTH} characters"
+    if not _LEGAL_TOPIC_NAME.match(name):
+        return f"topic name {name!r} has characters other than ASCII letters, digits, '.', '_', '-'"
+    return None
+
+
+def fsync_directory(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Replace `path` with `data` so that a crash leaves either the old or the new content."""
+    temporary = path.with_name(path.name + ".tmp")
+    with temporary.open("wb") as file:
+        file.write(data)
+        file.flush()
+        os.fsync(file.fileno())
+    temporary.replace(path)
+    fsync_directory(path.parent)
+
+
+@dataclass
+class Partition:
+    topic: Topic
+    index: int
+    log: Log
+    producer_state: ProducerStateManager
+
+    @property
+    def name(self) -> str:
+        return f"{self.topic.name}-{self.index}"
+
+
+@dataclass
+class Topic:
+    name: str
+    topic_id: uuid.UUID
+    configs: dict[str, str]
+    config: TopicConfig
+    partitions: list[Partition] = field(default_factory=list)
+
+    @property
+    def internal(self) -> bool:
+        return self.name.startswith("__")
+
+
+@dataclass(frozen=True, slots=True)
+class StartupReport:
+    partitions: int
+    clean_shutdown: bool
+    seconds: float
+    truncated_bytes: int
+
+
+class LogManager:
+    """Owns every partition log under one data directory."""
+
+    def __init__(self, data_dir: Path, broker_config: BrokerConfig, clock: Clock) -> None:
+        self.data_dir = data_dir
+        self.broker_config = broker_config
+        self.clock = clock
+        self.topics: dict[str, Topic] = {}
+        self.topics_by_id: dict[uuid.UUID, Topic] = {}
+        self.cluster_id = ""
+        self.node_id = 0
+        self._clean_shutdown = False
+
+    # --- start and stop -------------------------------------------------------------------
+
+    def startup(self) -> StartupReport:
+        """Open the data directory, recovering every partition if the last stop was unclean.
+
+        Raises OSError (unreadable or unwritable data dir) and ValueError (damaged metadata).
+        """
+        started = time.monotonic()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if not os.access(self.data_dir, os.R_OK | os.W_OK | os.X_OK):
+            raise PermissionError(f"data dir {self.data_dir} is not readable and writable")
+        self._load_meta_properties()
+        marker = self.data_dir / CLEAN_SHUTDOWN_MARKER
+        self._clean_shutdown = marker.exists()
+        truncated = 0
+        count = 0
+        for entry in self._read_topics_file():
+            topic = self._topic_from_entry(entry)
+            self._register(topic)
+            for index in range(int(entry["partitions"])):
+                partition = self._open_partition(topic, index, clean_shutdown=self._clean_shutdown)
+                truncated += partition.log.recovery_truncated_bytes
+                count += 1
+        # The marker goes only once every log is open: a crash during recovery recovers again.
+        if self._clean_shutdown:
+            marker.unlink()
+            fsync_directory(self.data_dir)
+        return StartupReport(count, self._clean_shutdown, time.monotonic() - started, truncated)
+
+    def shutdown(self) -> None:
+        """Flush and close every log, snapshot producer state, and leave the clean marker."""
+        for topic in self.topics.values():
+            for partition in topic.partitions:
+                partition.log.close()
+                partition.producer_state.take_snapshot(partition.log.log_end_offset, sync=True)
+        self._write_topics_file()
+        (self.data_dir / CLEAN_SHUTDOWN_MARKER).touch()
+        fsync_directory(self.data_dir)
+
+    # --- topics -----------------------------------------------------------------------------
+
+    def partition(self, topic: str, index: int) -> Partition | None:
+        found = self.topics.get(topic)
+        if found is None or not 0 <= index < len(found.partitions):
+            return None
+        return found.partitions[index]
+
+    def check_new_topic(
+        self, name: str | None, partitions: int, replication_factor: int, configs: dict[str, str]
+    ) -> TopicConfig:
+        """Validate a CreateTopics entry without creating anything; raises TopicError."""
+        problem = topic_name_problem(name)
+        if problem is not None:
+            raise TopicError("invalid_topic_exception", problem)
+        assert name is not None
+        if name in self.topics:
+            raise TopicError("topic_already_exists", f"topic {name!r} already exists")
+        if partitions == -1:
+            partitions = self.broker_config["num.partitions"]
+        if partitions < 1:
+            raise TopicError("invalid_partitions", f"number of partitions must be at least 1, got {partitions}")
+        if replication_factor not in (-1, 1):
+            raise TopicError(
+                "invalid_replication_factor",
+                f"replication factor {replication_factor} is larger than the 1 available broker",
+            )
+        try:
+            return TopicConfig.resolve(self.broker_config, configs)
+        except ValueError as error:
+            raise TopicError("invalid_config", str(error)) from None
+
+    def create_topic(self, name: str, partitions: int, configs: dict[str, str]) -> Topic:
+        """Create a topic (after check_new_topic) and its partition logs."""
+        config = self.check_new_topic(name, partitions, 1, configs)
+        if partitions == -1:
+            partitions = self.broker_config["num.partitions"]
+        topic = Topic(name, uuid.uuid4(), dict(configs), config)
+        self._register(topic)
+        self._write_topics_file_with_counts({name: partitions})
+        for index in range(partitions):
+            stale = self._partition_dir(name, index)
+            if stale.exists():
+                shutil.rmtree(stale)
+            self._open_partition(topic, index, clean_shutdown=True)
+        self._write_topics_file()
+        logger.info("created topic %s with %d partition(s)", name, partitions)
+        return topic
+
+    def delete_topic(self, name: str) -> Topic:
+        topic = self.topics.pop(name, None)
+        if topic is None:
+            raise TopicError("unknown_topic_or_partition", f"topic {name!r} does not exist")
+        del self.topics_by_id[topic.topic_id]
+        self._write_topics_file()
+        for partition in topic.partitions:
+            partition.log.delete()
+        logger.info("deleted topic %s", name)
+        return topic
+
+    def create_partitions(self, name: str, total: int, *, validate_only: bool = False) -> None:
+        topic = self.topics.get(name)
+        if topic is None:
+            raise TopicError("unknown_topic_or_partition", f"topic {name!r} does not exist")
+        current = len(topic.partitions)
+        if total <= current:
+            raise TopicError(
+                "invalid_partitions",
+                f"topic {name!r} has {current} partitions; the new count must be larger, got {total}",
+            )
+        if validate_only:
+            return
+        self._write_topics_file_with_counts({name: total})
+        for index in range(current, total):
+            stale = self._partition_dir(name, index)
+            if stale.exists():
+                shutil.rmtree(stale)
+            self._open_partition(topic, index, clean_shutdown=True)
+        self._write_topics_file()
+
+    def alter_topic_configs(self, name: str, configs: dict[str, str], *, validate_only: bool) -> None:
+        """Replace a topic's overrides (already merged by the caller); raises TopicError."""
+        topic = self.topics.get(name)
+        if topic is None:
+            raise TopicError("unknown_topic_or_partition", f"topic {name!r} does not exist")
+        try:
+            config = TopicConfig.resolve(self.broker_config, configs)
+        except ValueError as error:
+            raise TopicError("invalid_config", str(error)) from None
+        if validate_only:
+            return
+        topic.configs = dict(configs)
+        topic.config = config
+        for partition in topic.partitions:
+            partition.log.config = config.log_config()
+        self._write_topics_file()
+
+    # --- internals --------------------------------------------------------------------------
+
+    def _partition_dir(self, topic: str, index: int) -> Path:
+        return self.data_dir / f"{topic}-{index}"
+
+    def _open_partition(self, topic: Topic, index: int, *, clean_shutdown: bool) -> Partition:
+        directory = self._partition_dir(topic.name, index)
+        log = Log.open(directory, topic.config.log_config(), self.clock, clean_shutdown=clean_shutdown)
+        producer_state = ProducerStateManager(
+            directory,
+            self.clock,
+            producer_id_expiration_ms=self.broker_config["producer.id.expiration.ms"],
+        )
+        producer_state.load(log.log_start_offset, log.log_end_offset, log.batches)
+        partition = Partition(topic, index, log, producer_state)
+        topic.partitions.append(partition)
+        return partition
+
+    def _register(self, topic: Topic) -> None:
+        self.topics[topic.name] = topic
+        self.topics_by_id[topic.topic_id] = topic
+
+    def _load_meta_properties(self) -> None:
+        path = self.data_dir / "meta.properties"
+        if path.exists():
+            values = dict(
+                line.split("=", 1)
+                for line in path.read_text().splitlines()
+                if "=" in line and not line.startswith("#")
+            )
+            try:
+                self.cluster_id = values["cluster.id"]
+                self.node_id = int(values["node.id"])
+            except (KeyError, ValueError) as error:
+                raise ValueError(f"{path} is damaged: {error}") from None
+            configured = self.broker_config["node.id"]
+            if "node.id" in self.broker_config.overrides and configured != self.node_id:
+                raise ValueError(
+                    f"node.id={configured} does not match node.id={self.node_id} in {path}"
+                )
+            return
+        # Kafka's cluster ids are 16 random bytes in URL-safe base64 without padding.
+        self.cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        self.node_id = self.broker_config["node.id"]
+        text = f"version=1\ncluster.id={self.cluster_id}\nnode.id={self.node_id}\n"
+        atomic_write(path, text.encode())
+
+    def _read_topics_file(self) -> list[dict[str, Any]]:
+        path = self.data_dir / "topics.json"
+        if not path.exists():
+            return []
+        try:
+            document = json.loads(path.read_text())
+            topics = document["topics"]
+            assert isinstance(topics, list)
+            return topics
+        except (ValueError, KeyError, AssertionError) as error:
+            raise ValueError(f"{path} is damaged: {error}") from None
+
+    def _topic_from_entry(self, entry: dict[str, Any]) -> Topic:
+        configs = {str(key): str(value) for key, value in entry.get("configs", {}).items()}
+        config = TopicConfig.resolve(self.broker_config, configs)
+        return Topic(entry["name"], uuid.UUID(entry["topic_id"]), configs, config)
+
+    def _write_topics_file(self) -> None:
+        self._write_topics_file_with_counts({})
+
+    def _write_topics_file_with_counts(self, counts: dict[str, int]) -> None:
+        document = {
+            "topics": [
+                {
+                    "name": topic.name,
+                    "topic_id": str(topic.topic_id),
+                    "partitions": counts.get(topic.name, len(topic.partitions)),
+                    "configs": topic.configs,
+                }
+                for topic in self.topics.values()
+            ]
+        }
+        atomic_write(self.data_dir / "topics.json", json.dumps(document, indent=1).encode())
