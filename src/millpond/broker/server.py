@@ -13,6 +13,7 @@ import asyncio
 import collections
 import logging
 from typing import Any
+from typing import cast
 
 from kio.schema.errors import ErrorCode
 from kio.static.protocol import Entity
@@ -51,8 +52,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
     # --- asyncio callbacks -------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        self.transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
         self.server.connections.add(self)

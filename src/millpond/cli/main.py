@@ -10,6 +10,9 @@ from typing import Annotated
 
 import typer
 
+# Typer 0.29 vendors click; its exceptions are what a usage error raises.
+from typer._click import exceptions as click_exceptions
+
 from millpond.config import BrokerConfig
 from millpond.config import ConfigError
 from millpond.config import parse_assignments
@@ -24,6 +27,11 @@ app = typer.Typer(
 )
 
 USAGE_ERROR = 2
+
+
+@app.callback()
+def root() -> None:
+    """Millpond: a Kafka-compatible broker in one Python process."""
 
 
 def fail(message: str, code: int = USAGE_ERROR) -> typer.Exit:
@@ -88,4 +96,17 @@ def serve(
 
 
 def main() -> None:
-    app()
+    """Entry point: usage errors become one line naming the problem, exit code 2."""
+    try:
+        result = app(standalone_mode=False)
+    except click_exceptions.UsageError as error:
+        message = error.format_message()
+        if message:  # empty when no arguments were given and the help was shown
+            typer.echo(f"millpond: error: {message}", err=True)
+        sys.exit(USAGE_ERROR)
+    except click_exceptions.ClickException as error:
+        typer.echo(f"millpond: error: {error.format_message()}", err=True)
+        sys.exit(error.exit_code)
+    except typer.Abort:
+        sys.exit(130)
+    sys.exit(result if isinstance(result, int) else 0)

@@ -131,6 +131,9 @@ def decode_request(
     Raises UnsupportedRequest for an API or version outside `supported` (api_key -> min, max),
     and ProtocolError for anything malformed.
     """
+    if not isinstance(frame, bytes):
+        # kio's native readers accept only read-only buffers; a read-only view costs no copy.
+        frame = memoryview(frame).toreadonly()
     header, offset = read_request_header(frame)
     versions = supported.get(header.api_key)
     if versions is None or not versions[0] <= header.api_version <= versions[1]:

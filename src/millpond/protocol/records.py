@@ -127,7 +127,9 @@ def read_header(buffer: bytes | bytearray | memoryview, position: int = 0) -> Ba
     return header
 
 
-def read_offset_and_length(buffer: bytes | bytearray | memoryview, position: int) -> tuple[int, int]:
+def read_offset_and_length(
+    buffer: bytes | bytearray | memoryview, position: int
+) -> tuple[int, int]:
     """The (base_offset, batch_length) pair that starts every batch."""
     base_offset, batch_length = _OFFSET_AND_LENGTH.unpack_from(buffer, position)
     return base_offset, batch_length
@@ -171,7 +173,9 @@ def set_log_append_time(buffer: bytearray | memoryview, header: BatchHeader, now
     LogValidator does.
     """
     position = header.position
-    _ATTRIBUTES.pack_into(buffer, position + ATTRIBUTES_OFFSET, header.attributes | TIMESTAMP_TYPE_MASK)
+    _ATTRIBUTES.pack_into(
+        buffer, position + ATTRIBUTES_OFFSET, header.attributes | TIMESTAMP_TYPE_MASK
+    )
     _TIMESTAMP.pack_into(buffer, position + MAX_TIMESTAMP_OFFSET, now_ms)
     crc = crc32c(memoryview(buffer)[position + ATTRIBUTES_OFFSET : position + header.size])
     _CRC.pack_into(buffer, position + CRC_OFFSET, crc)
