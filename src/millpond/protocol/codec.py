@@ -147,8 +147,8 @@ def decode_request(
         raise ProtocolError(f"malformed {body_type.__name__}: {error}") from error
     except Exception as error:
         raise ProtocolError(f"malformed {body_type.__name__}: {error!r}") from error
-    if offset + size != len(frame):
-        raise ProtocolError(f"{len(frame) - offset - size} trailing bytes after {body_type.__name__}")
+    # Trailing bytes are ignored, as Kafka's own parser does: librdkafka 2.16's all-topics
+    # Metadata v12 request carries three (an int32 array count where a varint belongs).
     return header, body
 
 
