@@ -11,9 +11,10 @@ settings.register_profile("ci", deadline=None, print_blob=True)
 settings.load_profile("ci")
 
 
-import pytest  # noqa: E402
-from pathlib import Path  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
 
 from tests.support.server import BrokerProcess  # noqa: E402
 from tests.support.server import running_broker  # noqa: E402

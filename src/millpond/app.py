@@ -50,7 +50,8 @@ class Broker:
             loop.create_task(self._flush_loop()),
         ]
         logger.info(
-            "millpond ready on %s:%d (advertised %s:%d), data dir %s, %d partition(s) %s in %.0f ms",
+            "millpond ready on %s:%d (advertised %s:%d), data dir %s, "
+            "%d partition(s) %s in %.0f ms",
             bound_host,
             bound_port,
             ctx.advertised_host,

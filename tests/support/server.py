@@ -32,9 +32,14 @@ class BrokerProcess:
 
     def start(self, timeout: float = 30.0) -> None:
         args = [
-            sys.executable, "-m", "millpond", "serve",
-            "--data-dir", str(self.data_dir),
-            "--kafka-listen", f"127.0.0.1:{self.port}",
+            sys.executable,
+            "-m",
+            "millpond",
+            "serve",
+            "--data-dir",
+            str(self.data_dir),
+            "--kafka-listen",
+            f"127.0.0.1:{self.port}",
         ]
         for setting in self.settings:
             args += ["--set", setting]

@@ -10,8 +10,8 @@ Produce 10+ KIP-951 leader hints.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Awaitable
 from collections.abc import Callable
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +36,7 @@ from .handlers.list_offsets import handle_list_offsets
 from .handlers.metadata import handle_metadata
 from .handlers.produce import handle_produce
 
-Handler = Callable[[BrokerContext, RequestHeader, Any], Awaitable[Entity | None]]
+Handler = Callable[[BrokerContext, RequestHeader, Any], Coroutine[Any, Any, Entity | None]]
 
 
 @dataclass(frozen=True, slots=True)

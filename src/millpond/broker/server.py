@@ -134,9 +134,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 continue
             error = task.exception()
             if error is not None:
-                logger.error(
-                    "handler failed for %s: %r", self.peer, error, exc_info=error
-                )
+                logger.error("handler failed for %s: %r", self.peer, error, exc_info=error)
                 self.close("internal error")
                 return
             body = task.result()

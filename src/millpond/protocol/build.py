@@ -30,7 +30,7 @@ _FieldPlan = tuple[str, type[Entity] | None, bool, bool]
 @cache
 def _plan(entity: type[Entity]) -> tuple[_FieldPlan, ...]:
     plan: list[_FieldPlan] = []
-    for field in fields(entity):  # type: ignore[arg-type]
+    for field in fields(entity):
         kind = classify_field(field)
         nested = kind.type_ if isinstance(kind, EntityField | EntityTupleField) else None
         has_default = field.default is not MISSING or field.default_factory is not MISSING

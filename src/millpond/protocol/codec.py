@@ -142,7 +142,7 @@ def decode_request(
     if body_type.__flexible__:
         offset = _skip_tagged_fields(frame, offset)
     try:
-        body, size = _reader(body_type)(frame, offset)
+        body, _size = _reader(body_type)(frame, offset)
     except (BufferUnderflow, ValueError, TypeError, OverflowError, UnicodeDecodeError) as error:
         raise ProtocolError(f"malformed {body_type.__name__}: {error}") from error
     except Exception as error:
@@ -157,7 +157,7 @@ def encode_response(correlation_id: int, body: Entity) -> bytes:
     buffer = io.BytesIO()
     buffer.write(b"\0\0\0\0")
     buffer.write(_INT32.pack(correlation_id))
-    if body.__flexible__ and body.__api_key__ != API_VERSIONS_KEY:
+    if body.__flexible__ and getattr(body, "__api_key__", None) != API_VERSIONS_KEY:
         buffer.write(b"\0")  # no tagged fields in the response header
     _writer(type(body))(buffer, body)
     payload = buffer.getbuffer()

@@ -187,7 +187,9 @@ class LogManager:
         if partitions == -1:
             partitions = self.broker_config["num.partitions"]
         if partitions < 1:
-            raise TopicError("invalid_partitions", f"number of partitions must be at least 1, got {partitions}")
+            raise TopicError(
+                "invalid_partitions", f"number of partitions must be at least 1, got {partitions}"
+            )
         if replication_factor not in (-1, 1):
             raise TopicError(
                 "invalid_replication_factor",
@@ -234,7 +236,8 @@ class LogManager:
         if total <= current:
             raise TopicError(
                 "invalid_partitions",
-                f"topic {name!r} has {current} partitions; the new count must be larger, got {total}",
+                f"topic {name!r} has {current} partitions; the new count must be larger,"
+                f" got {total}",
             )
         if validate_only:
             return
@@ -246,7 +249,9 @@ class LogManager:
             self._open_partition(topic, index, clean_shutdown=True)
         self._write_topics_file()
 
-    def alter_topic_configs(self, name: str, configs: dict[str, str], *, validate_only: bool) -> None:
+    def alter_topic_configs(
+        self, name: str, configs: dict[str, str], *, validate_only: bool
+    ) -> None:
         """Replace a topic's overrides (already merged by the caller); raises TopicError."""
         topic = self.topics.get(name)
         if topic is None:
@@ -270,7 +275,9 @@ class LogManager:
 
     def _open_partition(self, topic: Topic, index: int, *, clean_shutdown: bool) -> Partition:
         directory = self._partition_dir(topic.name, index)
-        log = Log.open(directory, topic.config.log_config(), self.clock, clean_shutdown=clean_shutdown)
+        log = Log.open(
+            directory, topic.config.log_config(), self.clock, clean_shutdown=clean_shutdown
+        )
         producer_state = ProducerStateManager(
             directory,
             self.clock,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import struct
 from dataclasses import fields
@@ -93,10 +94,8 @@ def test_version_above_range_is_unsupported() -> None:
 def test_junk_raises_only_protocol_errors(junk: bytes) -> None:
     for api_key, version in [(0, 9), (1, 12), (3, 12), (18, 3), (19, 7)]:
         frame = struct.pack(">hhih", api_key, version, 1, -1) + junk
-        try:
+        with contextlib.suppress(ProtocolError, UnsupportedRequest):
             decode_request(frame, SUPPORTED_VERSIONS)
-        except (ProtocolError, UnsupportedRequest):
-            pass
 
 
 def test_truncated_header_is_a_protocol_error() -> None:
@@ -105,8 +104,9 @@ def test_truncated_header_is_a_protocol_error() -> None:
 
 
 def test_api_versions_response_uses_header_v0() -> None:
-    from millpond.broker.apis import api_versions_response
     from kio.schema.errors import ErrorCode
+
+    from millpond.broker.apis import api_versions_response
 
     encoded = encode_response(5, api_versions_response(3, ErrorCode.none))
     # size, correlation id, then straight into the body's error code: no tagged-field byte.

@@ -20,7 +20,11 @@ async def handle_create_partitions(
 ) -> Entity:
     results = []
     for topic in request.topics:
-        entry: dict[str, Any] = {"name": topic.name, "error_code": ErrorCode.none, "error_message": None}
+        entry: dict[str, Any] = {
+            "name": topic.name,
+            "error_code": ErrorCode.none,
+            "error_message": None,
+        }
         results.append(entry)
         if topic.assignments and any(
             tuple(a.broker_ids) != (ctx.node_id,) for a in topic.assignments

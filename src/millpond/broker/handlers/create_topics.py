@@ -1,4 +1,4 @@
-"""CreateTopics (API 19): validate every entry, then create the valid ones (unless validate_only)."""
+"""CreateTopics (API 19): validate each entry, then create the valid ones unless validate_only."""
 
 from __future__ import annotations
 
@@ -66,18 +66,16 @@ async def handle_create_topics(ctx: BrokerContext, header: RequestHeader, reques
         try:
             if None in configs.values():
                 raise TopicError("invalid_config", "a topic config value is null")
-            ctx.logs.check_new_topic(name, partitions, replication, configs)  # type: ignore[arg-type]
+            ctx.logs.check_new_topic(name, partitions, replication, configs)
             if request.validate_only:
                 created = None
             else:
-                created = ctx.logs.create_topic(name, partitions, configs)  # type: ignore[arg-type]
+                created = ctx.logs.create_topic(name, partitions, configs)
         except TopicError as error:
             results.append(_result(name, ErrorCode[error.code], str(error)))
             continue
         entry = _result(name, ErrorCode.none)
-        entry["num_partitions"] = (
-            partitions if partitions != -1 else ctx.config["num.partitions"]
-        )
+        entry["num_partitions"] = partitions if partitions != -1 else ctx.config["num.partitions"]
         entry["replication_factor"] = 1
         if created is not None:
             entry["topic_id"] = created.topic_id

@@ -41,10 +41,12 @@ def _apply(current: dict[str, str], changes: Any) -> dict[str, str]:
             result.pop(name, None)
         elif operation in (APPEND, SUBTRACT):
             if name not in LIST_KEYS:
-                raise TopicError("invalid_config", f"{name} is not a list; APPEND/SUBTRACT need one")
+                raise TopicError(
+                    "invalid_config", f"{name} is not a list; APPEND/SUBTRACT need one"
+                )
             items = [item for item in result.get(name, "").split(",") if item]
-            for item in (value or "").split(","):
-                item = item.strip()
+            for raw_item in (value or "").split(","):
+                item = raw_item.strip()
                 if operation == APPEND and item and item not in items:
                     items.append(item)
                 elif operation == SUBTRACT and item in items:

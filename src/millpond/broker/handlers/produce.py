@@ -81,9 +81,13 @@ def append_to_partition(
         )
     batch = batches[0]
     if batch.records_count != batch.last_offset_delta + 1:
-        return PartitionResult(ErrorCode.corrupt_message, message="record count disagrees with offsets")
+        return PartitionResult(
+            ErrorCode.corrupt_message, message="record count disagrees with offsets"
+        )
     if batch.is_control:
-        return PartitionResult(ErrorCode.invalid_record, message="clients may not send control batches")
+        return PartitionResult(
+            ErrorCode.invalid_record, message="clients may not send control batches"
+        )
     if batch.is_transactional:
         return PartitionResult(
             ErrorCode.invalid_txn_state, message="transactions are not supported by this broker"
@@ -141,7 +145,9 @@ async def handle_produce(ctx: BrokerContext, header: RequestHeader, request: Any
                 continue
             partition = ctx.logs.partition(name, index)
             if partition is None:
-                partitions_out.append((index, PartitionResult(ErrorCode.unknown_topic_or_partition)))
+                partitions_out.append(
+                    (index, PartitionResult(ErrorCode.unknown_topic_or_partition))
+                )
                 continue
             result = append_to_partition(ctx, partition, partition_data.records)
             partitions_out.append((index, result))
@@ -162,7 +168,9 @@ async def handle_produce(ctx: BrokerContext, header: RequestHeader, request: Any
         "responses": [
             {
                 "name": topic["name"],
-                "partition_responses": [result.as_dict(index) for index, result in topic["partitions"]],
+                "partition_responses": [
+                    result.as_dict(index) for index, result in topic["partitions"]
+                ],
             }
             for topic in topics_out
         ],

@@ -1,0 +1,591 @@
+"""A partition's log (Kafka's UnifiedLog + LocalLog): ordered segments in one directory.
+
+    <partition directory>/
+        00000000000000000000.log         segments, named by base offset (see segment.py);
+        00000000000000000000.index       the last one is the active segment, the only one
+        00000000000000000000.timeindex   appended to
+        00000000000000052817.log / .index / .timeindex
+        log-start-offset.checkpoint      b"0\\n<log start offset>\\n"   (format version, value)
+        recovery-point.checkpoint        b"0\\n<recovery point>\\n"
+        *.tmp                            a checkpoint being replaced (removed on open)
+
+Checkpoints are replaced atomically: write the temp file, fsync it, rename it over the old
+one, fsync the directory. A missing or unreadable checkpoint reads as 0, which only costs
+work: the log start offset is never below the first segment's base offset, and recovery
+from 0 rescans everything.
+
+Durability. Appends are plain writes; `prepare_flush` hands out the fds holding unflushed
+bytes (segment log and index fds, and the directory fd after segments were created or
+deleted) for the broker to fdatasync off the event loop, and `complete_flush` then moves the
+recovery point. Everything below the recovery point is on disk; an unclean open validates
+only the segments from the one holding it.
+
+Fd lifetime. A FlushJob may hold the fds of a segment that retention or DeleteRecords
+removes while the fdatasync runs. Such a segment's files are unlinked at once, but its fds
+are closed only once no flush job is in flight (at the last `complete_flush`, or `close`).
+Rolled segments keep their fds, as they stay readable.
+
+The recovery point is kept in memory and written to its checkpoint when a completed flush
+carries it past a segment boundary (so a crash rescans at most about one segment plus the
+unflushed tail, at the cost of one small atomic write per segment), on `close`, after an
+unclean open, and on `checkpoint_recovery_point`.
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+import re
+import shutil
+from collections.abc import Callable
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from millpond.clock import Clock
+from millpond.protocol.records import BatchHeader
+from millpond.protocol.records import set_base_offset
+from millpond.storage.index import MAX_POSITION
+from millpond.storage.index import MAX_RELATIVE_OFFSET
+from millpond.storage.segment import LOG_SUFFIX
+from millpond.storage.segment import NO_TIMESTAMP
+from millpond.storage.segment import LogSegment
+
+LOG_START_OFFSET_CHECKPOINT = "log-start-offset.checkpoint"
+RECOVERY_POINT_CHECKPOINT = "recovery-point.checkpoint"
+_CHECKPOINT_VERSION = 0
+_SEGMENT_FILE = re.compile(r"^(\d{20})(\.log|\.index|\.timeindex)$")
+
+
+@dataclass(frozen=True, slots=True)
+class LogConfig:
+    """Per-topic storage settings (Kafka's segment.bytes, segment.ms, retention.ms,
+    retention.bytes, index.interval.bytes)."""
+
+    segment_bytes: int = 1 << 30
+    segment_ms: int = 7 * 24 * 3600 * 1000
+    retention_ms: int = 7 * 24 * 3600 * 1000  # -1 = keep forever
+    retention_bytes: int = -1  # -1 = no size limit
+    index_interval_bytes: int = 4096
+
+    def __post_init__(self) -> None:
+        if self.segment_bytes < 1:
+            raise ValueError(f"segment_bytes must be positive, not {self.segment_bytes}")
+        if self.segment_ms < 1:
+            raise ValueError(f"segment_ms must be positive, not {self.segment_ms}")
+        if self.index_interval_bytes < 0:
+            raise ValueError(
+                f"index_interval_bytes must not be negative, not {self.index_interval_bytes}"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    """Offsets given to one append. `offset_of_max_timestamp` is the base offset of the
+    first appended batch holding `max_timestamp` (batch precision: no record decoding on the
+    produce path)."""
+
+    base_offset: int
+    last_offset: int
+    max_timestamp: int
+    offset_of_max_timestamp: int
+
+
+@dataclass(frozen=True, slots=True)
+class FlushJob:
+    """What one group-commit fdatasync round must sync for one log.
+
+    Run ``os.fdatasync(fd)`` on every fd in `fds` (any thread), then hand the job back to
+    `Log.complete_flush` on the event loop. The fds stay open until then.
+    """
+
+    fds: tuple[int, ...]
+    end_offset: int
+    sequence: int
+    segments: tuple[LogSegment, ...]
+    syncs_directory: bool
+
+
+class OffsetOutOfRangeError(Exception):
+    """The offset is outside [log_start_offset, log_end_offset] (Kafka's
+    OFFSET_OUT_OF_RANGE)."""
+
+    def __init__(self, offset: int, log_start_offset: int, log_end_offset: int) -> None:
+        super().__init__(f"offset {offset} is out of range [{log_start_offset}, {log_end_offset}]")
+        self.offset = offset
+        self.log_start_offset = log_start_offset
+        self.log_end_offset = log_end_offset
+
+
+def _read_checkpoint(path: Path) -> int | None:
+    try:
+        lines = path.read_text(encoding="ascii").split("\n")
+        if int(lines[0]) != _CHECKPOINT_VERSION:
+            return None
+        value = int(lines[1])
+    except (OSError, ValueError, IndexError, UnicodeDecodeError):
+        return None
+    return value if value >= 0 else None
+
+
+class Log:
+    """One partition's log. Not thread-safe: everything but the fdatasync of a FlushJob runs
+    on one thread (the event loop)."""
+
+    def __init__(
+        self,
+        directory: Path,
+        config: LogConfig,
+        clock: Clock,
+        segments: list[LogSegment],
+        log_start_offset: int,
+        recovery_point: int,
+        directory_fd: int,
+    ) -> None:
+        """Use `Log.open`."""
+        self.config = config
+        self.directory = directory
+        self.recovery_truncated_bytes = 0
+        self._clock = clock
+        self._segments = segments
+        self._log_start_offset = log_start_offset
+        self._recovery_point = recovery_point
+        self._persisted_recovery_point = recovery_point
+        self._directory_fd = directory_fd
+        self._write_sequence = 0
+        self._directory_write_sequence = 0
+        self._directory_flushed_sequence = 0
+        self._flushes_in_flight = 0
+        self._deleted_awaiting_close: list[LogSegment] = []
+        self._closed = False
+
+    # --- opening and recovery ---------------------------------------------------------------
+
+    @classmethod
+    def open(cls, directory: Path, config: LogConfig, clock: Clock, *, clean_shutdown: bool) -> Log:
+        """Open the log in `directory`, creating the directory if it is new.
+
+        `clean_shutdown`: trust the files (the last `close` flushed everything) and open
+        without reading the logs, checking only each index's shape and the batches after its
+        last entry. Otherwise recover from the recovery point: validate every batch of the
+        segment holding it and of all later ones, cut the log at the first torn or corrupt
+        batch (deleting any later segments) and rebuild their indexes. Either way a segment
+        with a missing or inconsistent index is recovered too. `recovery_truncated_bytes`
+        says how much was cut off.
+        """
+        directory.mkdir(parents=True, exist_ok=True)
+        for leftover in directory.glob("*.tmp"):
+            leftover.unlink()
+        files: dict[int, set[str]] = {}
+        for path in directory.iterdir():
+            match = _SEGMENT_FILE.match(path.name)
+            if match:
+                files.setdefault(int(match.group(1)), set()).add(match.group(2))
+        for base_offset, suffixes in files.items():
+            if LOG_SUFFIX not in suffixes:  # an index whose log is gone
+                for suffix in suffixes:
+                    (directory / f"{base_offset:020d}{suffix}").unlink()
+        checkpointed_start = _read_checkpoint(directory / LOG_START_OFFSET_CHECKPOINT)
+        checkpointed_recovery = _read_checkpoint(directory / RECOVERY_POINT_CHECKPOINT)
+        now = clock.wall_ms()
+        segments = [
+            LogSegment.load(directory, base_offset, now)
+            for base_offset, suffixes in sorted(files.items())
+            if LOG_SUFFIX in suffixes
+        ]
+        directory_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+        log = cls(
+            directory, config, clock, segments, checkpointed_start or 0,
+            checkpointed_recovery or 0, directory_fd,
+        )  # fmt: skip
+        log._load(clean_shutdown=clean_shutdown)
+        if log._log_start_offset != checkpointed_start:
+            log._write_checkpoint(LOG_START_OFFSET_CHECKPOINT, log._log_start_offset)
+        if log._recovery_point != checkpointed_recovery:
+            log.checkpoint_recovery_point()
+        return log
+
+    def _load(self, *, clean_shutdown: bool) -> None:
+        segments = self._segments
+        recover_from = len(segments)
+        if not clean_shutdown and segments:
+            recover_from = max(0, self._segment_index(self._recovery_point))
+        recovered: list[LogSegment] = []
+        for index, segment in enumerate(segments):
+            if index < recover_from and not segment.needs_recovery:
+                continue
+            truncated = segment.recover(self.config.index_interval_bytes)
+            recovered.append(segment)
+            self.recovery_truncated_bytes += truncated
+            following = segments[index + 1 :]
+            # Offsets run on across segments: if this one now stops short of the next one's
+            # base offset, the file lost its tail to the crash and the later segments hang
+            # past a hole, so they go too. (Only an unclean open checks this, leaving room
+            # for the gaps a cleaner may leave between flushed segments.)
+            if following and (
+                truncated
+                or (not clean_shutdown and following[0].base_offset != segment.next_offset)
+            ):
+                for later in following:
+                    self.recovery_truncated_bytes += later.size
+                    later.close_files()
+                    later.unlink_files()
+                del segments[index + 1 :]
+                break
+        now = self._clock.wall_ms()
+        if not segments:
+            segments.append(LogSegment.create(self.directory, self._log_start_offset, now))
+        self._log_start_offset = max(self._log_start_offset, segments[0].base_offset)
+        if self._log_start_offset > self.log_end_offset:
+            # DeleteRecords moved the start past what survived the crash: nothing below it
+            # may be served, so start over empty there.
+            for segment in segments:
+                self.recovery_truncated_bytes += segment.size
+                segment.close_files()
+                segment.unlink_files()
+            segments[:] = [LogSegment.create(self.directory, self._log_start_offset, now)]
+            recovered = []
+        for segment in recovered:
+            for fd in segment.fds:
+                os.fdatasync(fd)
+        if recovered or self.recovery_truncated_bytes:
+            os.fsync(self._directory_fd)
+        self._recovery_point = self.log_end_offset
+
+    # --- state ------------------------------------------------------------------------------
+
+    @property
+    def log_start_offset(self) -> int:
+        """The first offset a consumer may read."""
+        return self._log_start_offset
+
+    @property
+    def log_end_offset(self) -> int:
+        """The offset the next appended record gets."""
+        return self._segments[-1].next_offset
+
+    @property
+    def recovery_point(self) -> int:
+        """Offsets below this are on disk (fdatasync'd)."""
+        return self._recovery_point
+
+    @property
+    def size_in_bytes(self) -> int:
+        """Bytes in all `.log` files (indexes not counted, as in Kafka's `size`)."""
+        return sum(segment.size for segment in self._segments)
+
+    @property
+    def segment_count(self) -> int:
+        return len(self._segments)
+
+    @property
+    def active_segment(self) -> LogSegment:
+        return self._segments[-1]
+
+    def _segment_index(self, offset: int) -> int:
+        """Index of the last segment whose base offset is <= `offset` (-1 if none)."""
+        return bisect.bisect_right(self._segments, offset, key=lambda s: s.base_offset) - 1
+
+    # --- appending --------------------------------------------------------------------------
+
+    def append(self, records: bytearray, batches: list[BatchHeader]) -> AppendResult:
+        """Assign offsets to `batches` (whole, validated batches in `records`, as returned by
+        `iter_batches(records)`), patching each base_offset in place, and write them.
+
+        Rolls first when the active segment is older than segment_ms, and before any batch
+        that would take it past segment_bytes (a segment is never left empty, so a batch
+        larger than segment_bytes goes alone in a new segment). Raises ValueError if
+        `batches` is empty.
+        """
+        if not batches:
+            raise ValueError("nothing to append")
+        config = self.config
+        active = self._segments[-1]
+        if active.size and self._clock.wall_ms() - active.created_ms > config.segment_ms:
+            self.roll()
+            active = self._segments[-1]
+        offset = self.log_end_offset
+        first_offset = offset
+        max_timestamp = NO_TIMESTAMP
+        offset_of_max_timestamp = offset
+        run_start = 0
+        run_bytes = 0
+        base_offsets: list[int] = []
+        for number, batch in enumerate(batches):
+            used = active.size + run_bytes
+            if used and (
+                used + batch.size > config.segment_bytes
+                or used + batch.size > MAX_POSITION
+                or offset + batch.last_offset_delta - active.base_offset > MAX_RELATIVE_OFFSET
+            ):
+                if run_bytes:
+                    self._write(
+                        active, records, batches[run_start:number], base_offsets[run_start:]
+                    )
+                self.roll()
+                active = self._segments[-1]
+                run_start = number
+                run_bytes = 0
+            set_base_offset(records, batch.position, offset)
+            base_offsets.append(offset)
+            if batch.max_timestamp > max_timestamp:
+                max_timestamp = batch.max_timestamp
+                offset_of_max_timestamp = offset
+            offset += batch.last_offset_delta + 1
+            run_bytes += batch.size
+        self._write(active, records, batches[run_start:], base_offsets[run_start:])
+        return AppendResult(first_offset, offset - 1, max_timestamp, offset_of_max_timestamp)
+
+    def _write(
+        self,
+        segment: LogSegment,
+        records: bytearray,
+        batches: list[BatchHeader],
+        base_offsets: list[int],
+    ) -> None:
+        segment.append(records, batches, base_offsets, self.config.index_interval_bytes)
+        self._mark_written(segment)
+
+    def _mark_written(self, segment: LogSegment) -> None:
+        self._write_sequence += 1
+        segment.last_write_sequence = self._write_sequence
+
+    def _mark_directory_changed(self) -> None:
+        self._write_sequence += 1
+        self._directory_write_sequence = self._write_sequence
+
+    def roll(self) -> None:
+        """Start a new active segment at log_end_offset, unless the active one is empty."""
+        active = self._segments[-1]
+        if not active.size:
+            return
+        if active.on_become_inactive():
+            self._mark_written(active)
+        segment = LogSegment.create(self.directory, self.log_end_offset, self._clock.wall_ms())
+        self._segments.append(segment)
+        self._mark_directory_changed()
+
+    # --- reading ----------------------------------------------------------------------------
+
+    def _check_range(self, offset: int) -> None:
+        if not self._log_start_offset <= offset <= self.log_end_offset:
+            raise OffsetOutOfRangeError(offset, self._log_start_offset, self.log_end_offset)
+
+    def read(self, offset: int, max_bytes: int, *, min_one_batch: bool = True) -> bytes:
+        """Whole stored batches, starting with the one that holds `offset`, from one segment,
+        at most `max_bytes` of them; if the first batch alone is larger, that batch anyway when
+        `min_one_batch` (KIP-74), else b"". b"" at log_end_offset.
+
+        Raises OffsetOutOfRangeError outside [log_start_offset, log_end_offset].
+        """
+        self._check_range(offset)
+        if offset == self.log_end_offset:
+            return b""
+        for segment in self._segments[max(0, self._segment_index(offset)) :]:
+            data = segment.read(offset, max_bytes, min_one_batch=min_one_batch)
+            if data is not None:
+                return data
+        return b""
+
+    def batches(self, from_offset: int = 0) -> Iterator[BatchHeader]:
+        """Headers of the stored batches from the one holding max(from_offset,
+        log_start_offset) to the end; each `position` is the batch's place in its segment
+        file. Do not append or delete while iterating."""
+        start = max(from_offset, self._log_start_offset)
+        for segment in self._segments[max(0, self._segment_index(start)) :]:
+            yield from segment.iter_batches(start)
+
+    def offset_for_timestamp(self, timestamp_ms: int) -> tuple[int, int] | None:
+        """(offset, timestamp) of the earliest record at or after log_start_offset whose
+        timestamp is >= `timestamp_ms` (ListOffsets by time), or None if there is none.
+
+        Exact for uncompressed CreateTime batches; for compressed or LogAppendTime batches it is
+        the batch's base offset (or log_start_offset) and max timestamp.
+        """
+        for segment in self._segments:
+            if segment.next_offset <= self._log_start_offset:
+                continue
+            found = segment.find_offset_by_timestamp(timestamp_ms, self._log_start_offset)
+            if found is not None:
+                return found
+        return None
+
+    def max_timestamp(self) -> tuple[int, int] | None:
+        """(timestamp, offset) of the record with the largest timestamp (the earliest such),
+        with offset_for_timestamp's precision; None if the log holds no timestamped record."""
+        best: LogSegment | None = None
+        for segment in self._segments:
+            if segment.max_timestamp > (NO_TIMESTAMP if best is None else best.max_timestamp):
+                best = segment
+        return None if best is None else best.exact_max_timestamp()
+
+    # --- deleting ---------------------------------------------------------------------------
+
+    def delete_records_before(self, offset: int) -> int:
+        """DeleteRecords: raise log_start_offset to `offset`, persist it, and delete the
+        segments wholly below it (never the active one). Returns the new log_start_offset.
+
+        Raises OffsetOutOfRangeError if `offset` is negative or past log_end_offset.
+        """
+        if not 0 <= offset <= self.log_end_offset:
+            raise OffsetOutOfRangeError(offset, self._log_start_offset, self.log_end_offset)
+        if offset > self._log_start_offset:
+            self._log_start_offset = offset
+            self._write_checkpoint(LOG_START_OFFSET_CHECKPOINT, offset)
+            segments = self._segments
+            count = 0
+            while count + 1 < len(segments) and segments[count + 1].base_offset <= offset:
+                count += 1
+            self._delete_segments(count)
+        return self._log_start_offset
+
+    def apply_retention(self) -> int:
+        """Delete the oldest segments past retention: first those whose largest timestamp is
+        more than retention_ms old, then while the log without its oldest segment is still at
+        least retention_bytes. If every segment goes, the active one is rolled first, so the
+        log keeps an (empty) active segment. Returns how many segments were deleted."""
+        config = self.config
+        deleted = 0
+        if config.retention_ms >= 0:
+            now = self._clock.wall_ms()
+
+            def expired(segment: LogSegment) -> bool:
+                newest = segment.max_timestamp
+                if newest == NO_TIMESTAMP:
+                    newest = segment.created_ms
+                return now - newest > config.retention_ms
+
+            deleted += self._delete_oldest_while(expired)
+        if config.retention_bytes >= 0:
+            excess = self.size_in_bytes - config.retention_bytes
+
+            def over_size(segment: LogSegment) -> bool:
+                nonlocal excess
+                if excess - segment.size < 0:
+                    return False
+                excess -= segment.size
+                return True
+
+            deleted += self._delete_oldest_while(over_size)
+        return deleted
+
+    def _delete_oldest_while(self, predicate: Callable[[LogSegment], bool]) -> int:
+        count = 0
+        for segment in self._segments:
+            if not segment.size or not predicate(segment):
+                break
+            count += 1
+        if count == len(self._segments):
+            self.roll()
+        self._delete_segments(count)
+        return count
+
+    def _delete_segments(self, count: int) -> None:
+        """Delete the `count` oldest segments (never all) and move log_start_offset up."""
+        if not count:
+            return
+        doomed = self._segments[:count]
+        del self._segments[:count]
+        for segment in doomed:
+            segment.unlink_files()
+            if self._flushes_in_flight:
+                self._deleted_awaiting_close.append(segment)
+            else:
+                segment.close_files()
+        self._mark_directory_changed()
+        start = self._segments[0].base_offset
+        if start > self._log_start_offset:
+            self._log_start_offset = start
+            self._write_checkpoint(LOG_START_OFFSET_CHECKPOINT, start)
+
+    # --- durability -------------------------------------------------------------------------
+
+    def prepare_flush(self) -> FlushJob | None:
+        """The fds holding bytes not yet covered by a completed flush, and the offset they
+        cover up to (log_end_offset now); None if there are none."""
+        dirty = tuple(s for s in self._segments if s.last_write_sequence > s.flushed_sequence)
+        syncs_directory = self._directory_write_sequence > self._directory_flushed_sequence
+        if not dirty and not syncs_directory:
+            return None
+        fds = [fd for segment in dirty for fd in segment.fds]
+        if syncs_directory:
+            fds.append(self._directory_fd)
+        self._flushes_in_flight += 1
+        return FlushJob(
+            tuple(fds), self.log_end_offset, self._write_sequence, dirty, syncs_directory
+        )
+
+    def complete_flush(self, job: FlushJob) -> None:
+        """After every fd of `job` was fdatasync'd: advance the recovery point to
+        job.end_offset, and close the fds of segments deleted meanwhile once no job holds them.
+        """
+        self._flushes_in_flight -= 1
+        for segment in job.segments:
+            segment.flushed_sequence = max(segment.flushed_sequence, job.sequence)
+        if job.syncs_directory:
+            self._directory_flushed_sequence = max(self._directory_flushed_sequence, job.sequence)
+        if not self._flushes_in_flight:
+            for segment in self._deleted_awaiting_close:
+                segment.close_files()
+            self._deleted_awaiting_close.clear()
+        if job.end_offset > self._recovery_point:
+            self._recovery_point = job.end_offset
+            if any(
+                self._persisted_recovery_point < s.base_offset <= job.end_offset
+                for s in self._segments
+            ):
+                self.checkpoint_recovery_point()
+
+    def flush(self) -> None:
+        """prepare_flush, fdatasync and complete_flush, synchronously."""
+        job = self.prepare_flush()
+        if job is not None:
+            for fd in job.fds:
+                os.fdatasync(fd)
+            self.complete_flush(job)
+
+    def checkpoint_recovery_point(self) -> None:
+        """Persist the recovery point now (the broker may call this periodically)."""
+        self._write_checkpoint(RECOVERY_POINT_CHECKPOINT, self._recovery_point)
+        self._persisted_recovery_point = self._recovery_point
+
+    def _write_checkpoint(self, name: str, value: int) -> None:
+        path = self.directory / name
+        temporary = path.with_name(name + ".tmp")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            os.write(fd, f"{_CHECKPOINT_VERSION}\n{value}\n".encode("ascii"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        temporary.replace(path)
+        os.fsync(self._directory_fd)
+
+    # --- closing ----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Flush, persist the recovery point and close every fd. Call with no FlushJob in
+        flight (await the running one first). The next open may pass clean_shutdown=True."""
+        if self._closed:
+            return
+        active = self._segments[-1]
+        if active.on_become_inactive():
+            self._mark_written(active)
+        self.flush()
+        if self._persisted_recovery_point != self._recovery_point:
+            self.checkpoint_recovery_point()
+        self._close_files()
+
+    def _close_files(self) -> None:
+        """Close every fd without flushing (what a crash does)."""
+        self._closed = True
+        for segment in self._segments + self._deleted_awaiting_close:
+            segment.close_files()
+        self._deleted_awaiting_close.clear()
+        os.close(self._directory_fd)
+
+    def delete(self) -> None:
+        """Close without flushing and remove the whole directory (topic deletion)."""
+        if not self._closed:
+            self._close_files()
+        shutil.rmtree(self.directory)
