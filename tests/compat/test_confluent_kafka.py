@@ -92,7 +92,9 @@ def assert_per_key_order(
         offsets = [offset for _, _, offset in records]
         assert offsets == list(range(len(records))), "offsets are dense from 0"
         for key, _, _ in records:
-            assert key_partition.setdefault(key, partition) == partition, "a key stays in one partition"
+            assert key_partition.setdefault(key, partition) == partition, (
+                "a key stays in one partition"
+            )
     for key in KEYS:
         expected_values = [v for k, v in sent if k == key]
         got = [v for records in by_partition.values() for k, v, _ in records if k == key]
@@ -125,9 +127,7 @@ def test_records_survive_clean_restart_and_kill_9(broker: BrokerProcess) -> None
 
 def test_admin_create_describe_alter_list_delete(broker: BrokerProcess) -> None:
     admin = AdminClient({"bootstrap.servers": broker.bootstrap})
-    futures = admin.create_topics(
-        [NewTopic("admin-topic", 2, 1, config={"retention.ms": "60000"})]
-    )
+    futures = admin.create_topics([NewTopic("admin-topic", 2, 1, config={"retention.ms": "60000"})])
     futures["admin-topic"].result(timeout=10)
     duplicate = admin.create_topics([NewTopic("admin-topic", 2, 1)])
     with pytest.raises(KafkaException) as raised:

@@ -33,6 +33,15 @@ def test_kcat_produce_consume_and_list(broker: BrokerProcess) -> None:
 
 
 def test_kcat_reads_from_offset_and_partition(broker: BrokerProcess) -> None:
-    kcat("-b", broker.bootstrap, "-P", "-t", "kc2", stdin="\n".join(f"m{n}" for n in range(10)) + "\n")
-    out = kcat("-b", broker.bootstrap, "-C", "-t", "kc2", "-p", "0", "-o", "5", "-e", "-f", "%o %s\\n")
+    kcat(
+        "-b",
+        broker.bootstrap,
+        "-P",
+        "-t",
+        "kc2",
+        stdin="\n".join(f"m{n}" for n in range(10)) + "\n",
+    )
+    out = kcat(
+        "-b", broker.bootstrap, "-C", "-t", "kc2", "-p", "0", "-o", "5", "-e", "-f", "%o %s\\n"
+    )
     assert out.splitlines() == [f"{n} m{n}" for n in range(5, 10)]
