@@ -45,6 +45,11 @@ class GroupCommit:
             self._round = loop.create_task(self._run())
         await waiter
 
+    async def wait_idle(self) -> None:
+        """Wait until no round is running (logs may be closed only then)."""
+        while self._round is not None:
+            await asyncio.shield(self._round)
+
     async def flush_all(self, logs: Iterable[Log]) -> None:
         """Bound how long acks=0/1 data stays unsynced (log.flush.interval.ms)."""
         await self.sync(logs)
