@@ -73,6 +73,8 @@ class GroupCommit:
                     except Exception as failure:
                         logger.error("fsync failed: %s", failure)
                         error = StorageError(str(failure))
+                        for log, job in jobs:
+                            log.abort_flush(job)
                     else:
                         for log, job in jobs:
                             log.complete_flush(job)

@@ -7,7 +7,7 @@
         00000000000000052817.log / .index / .timeindex
         log-start-offset.checkpoint      b"0\\n<log start offset>\\n"   (format version, value)
         recovery-point.checkpoint        b"0\\n<recovery point>\\n"
-        *.tmp                            a checkpoint being replaced (removed on open)
+        <checkpoint name>.tmp            a checkpoint being replaced (removed on open)
 
 Checkpoints are replaced atomically: write the temp file, fsync it, rename it over the old
 one, fsync the directory. A missing or unreadable checkpoint reads as 0, which only costs
@@ -22,7 +22,8 @@ only the segments from the one holding it.
 
 Fd lifetime. A FlushJob may hold the fds of a segment that retention or DeleteRecords
 removes while the fdatasync runs. Such a segment's files are unlinked at once, but its fds
-are closed only once no flush job is in flight (at the last `complete_flush`, or `close`).
+are closed only once no flush job is in flight (at the last `complete_flush` or
+`abort_flush`, or at `close`).
 Rolled segments keep their fds, as they stay readable.
 
 The recovery point is kept in memory and written to its checkpoint when a completed flush
@@ -50,6 +51,7 @@ from millpond.storage.index import MAX_RELATIVE_OFFSET
 from millpond.storage.segment import LOG_SUFFIX
 from millpond.storage.segment import NO_TIMESTAMP
 from millpond.storage.segment import LogSegment
+from millpond.storage.segment import segment_file_name
 
 LOG_START_OFFSET_CHECKPOINT = "log-start-offset.checkpoint"
 RECOVERY_POINT_CHECKPOINT = "recovery-point.checkpoint"
@@ -104,6 +106,7 @@ class FlushJob:
     sequence: int
     segments: tuple[LogSegment, ...]
     syncs_directory: bool
+    index_segments: tuple[LogSegment, ...] = ()
 
 
 class OffsetOutOfRangeError(Exception):
@@ -157,6 +160,7 @@ class Log:
         self._directory_flushed_sequence = 0
         self._flushes_in_flight = 0
         self._deleted_awaiting_close: list[LogSegment] = []
+        self._delete_pending = False
         self._closed = False
 
     # --- opening and recovery ---------------------------------------------------------------
@@ -174,8 +178,8 @@ class Log:
         says how much was cut off.
         """
         directory.mkdir(parents=True, exist_ok=True)
-        for leftover in directory.glob("*.tmp"):
-            leftover.unlink()
+        for name in (LOG_START_OFFSET_CHECKPOINT, RECOVERY_POINT_CHECKPOINT):
+            (directory / (name + ".tmp")).unlink(missing_ok=True)
         files: dict[int, set[str]] = {}
         for path in directory.iterdir():
             match = _SEGMENT_FILE.match(path.name)
@@ -184,7 +188,7 @@ class Log:
         for base_offset, suffixes in files.items():
             if LOG_SUFFIX not in suffixes:  # an index whose log is gone
                 for suffix in suffixes:
-                    (directory / f"{base_offset:020d}{suffix}").unlink()
+                    (directory / segment_file_name(base_offset, suffix)).unlink()
         checkpointed_start = _read_checkpoint(directory / LOG_START_OFFSET_CHECKPOINT)
         checkpointed_recovery = _read_checkpoint(directory / RECOVERY_POINT_CHECKPOINT)
         now = clock.wall_ms()
@@ -500,34 +504,53 @@ class Log:
 
     # --- durability -------------------------------------------------------------------------
 
-    def prepare_flush(self) -> FlushJob | None:
+    def prepare_flush(self, *, include_active_indexes: bool = False) -> FlushJob | None:
         """The fds holding bytes not yet covered by a completed flush, and the offset they
-        cover up to (log_end_offset now); None if there are none."""
-        dirty = tuple(s for s in self._segments if s.last_write_sequence > s.flushed_sequence)
+        cover up to (log_end_offset now); None if there are none.
+
+        The active segment's index files are left out unless `include_active_indexes`:
+        recovery after a crash rebuilds the indexes of every segment from the one holding the
+        recovery point, which is never before the active one's predecessor, so they need to
+        be durable only once the segment has rolled. That keeps a group-commit round to one
+        fdatasync per partition on the hot path instead of three.
+        """
+        segments = self._segments
+        dirty = tuple(s for s in segments if s.last_write_sequence > s.flushed_sequence)
+        indexed = segments if include_active_indexes else segments[:-1]
+        index_dirty = tuple(
+            s for s in indexed if s.last_write_sequence > s.indexes_flushed_sequence
+        )
         syncs_directory = self._directory_write_sequence > self._directory_flushed_sequence
-        if not dirty and not syncs_directory:
+        if not dirty and not index_dirty and not syncs_directory:
             return None
-        fds = [fd for segment in dirty for fd in segment.fds]
+        fds = [segment.fd for segment in dirty]
+        for segment in index_dirty:
+            fds += (segment.offset_index.fd, segment.time_index.fd)
         if syncs_directory:
             fds.append(self._directory_fd)
         self._flushes_in_flight += 1
         return FlushJob(
-            tuple(fds), self.log_end_offset, self._write_sequence, dirty, syncs_directory
+            tuple(fds),
+            self.log_end_offset,
+            self._write_sequence,
+            dirty,
+            syncs_directory,
+            index_dirty,
         )
 
     def complete_flush(self, job: FlushJob) -> None:
         """After every fd of `job` was fdatasync'd: advance the recovery point to
         job.end_offset, and close the fds of segments deleted meanwhile once no job holds them.
         """
-        self._flushes_in_flight -= 1
+        self._end_flush()
+        if self._delete_pending:
+            return
         for segment in job.segments:
             segment.flushed_sequence = max(segment.flushed_sequence, job.sequence)
+        for segment in job.index_segments:
+            segment.indexes_flushed_sequence = max(segment.indexes_flushed_sequence, job.sequence)
         if job.syncs_directory:
             self._directory_flushed_sequence = max(self._directory_flushed_sequence, job.sequence)
-        if not self._flushes_in_flight:
-            for segment in self._deleted_awaiting_close:
-                segment.close_files()
-            self._deleted_awaiting_close.clear()
         if job.end_offset > self._recovery_point:
             self._recovery_point = job.end_offset
             if any(
@@ -536,12 +559,31 @@ class Log:
             ):
                 self.checkpoint_recovery_point()
 
+    def abort_flush(self, job: FlushJob) -> None:
+        """The fdatasync of `job` failed: forget the job without moving the recovery point
+        (its segments stay dirty, so the next prepare_flush offers them again)."""
+        self._end_flush()
+
+    def _end_flush(self) -> None:
+        self._flushes_in_flight -= 1
+        if not self._flushes_in_flight:
+            if self._delete_pending:
+                self._close_files()
+                return
+            for segment in self._deleted_awaiting_close:
+                segment.close_files()
+            self._deleted_awaiting_close.clear()
+
     def flush(self) -> None:
-        """prepare_flush, fdatasync and complete_flush, synchronously."""
-        job = self.prepare_flush()
+        """prepare_flush (active indexes included), fdatasync and complete_flush, synchronously."""
+        job = self.prepare_flush(include_active_indexes=True)
         if job is not None:
-            for fd in job.fds:
-                os.fdatasync(fd)
+            try:
+                for fd in job.fds:
+                    os.fdatasync(fd)
+            except OSError:
+                self.abort_flush(job)
+                raise
             self.complete_flush(job)
 
     def checkpoint_recovery_point(self) -> None:
@@ -585,7 +627,15 @@ class Log:
         os.close(self._directory_fd)
 
     def delete(self) -> None:
-        """Close without flushing and remove the whole directory (topic deletion)."""
-        if not self._closed:
-            self._close_files()
+        """Remove the whole directory (topic deletion) and close every fd without flushing.
+
+        If a group-commit round still holds this log's fds, they are closed when it ends
+        (complete_flush or abort_flush), never under a running fdatasync.
+        """
         shutil.rmtree(self.directory)
+        if self._closed:
+            return
+        if self._flushes_in_flight:
+            self._delete_pending = True
+            return
+        self._close_files()

@@ -96,6 +96,7 @@ class LogSegment:
         # segment's last write, and the one its last completed flush covered.
         self.last_write_sequence = 0
         self.flushed_sequence = 0
+        self.indexes_flushed_sequence = 0
 
     @classmethod
     def create(cls, directory: Path, base_offset: int, created_ms: int) -> LogSegment:
@@ -130,7 +131,10 @@ class LogSegment:
         last_entry = offset_index.last_entry
         if last_entry is not None:
             start = last_entry[1]
-            if start >= self.size or self._read_prefix(start)[0] != last_entry[0]:
+            if (
+                start + BATCH_HEADER_SIZE > self.size
+                or self._read_prefix(start)[0] != last_entry[0]
+            ):
                 return False
         next_offset = self._walk_to_end(start)
         if next_offset is None:
@@ -211,6 +215,7 @@ class LogSegment:
             position += header.size
         self.next_offset = next_offset
         self.size = position
+        self.on_become_inactive()  # harmless if it stays active: entries only need to grow
         truncated = file_size - position
         if truncated:
             os.ftruncate(self.fd, position)
