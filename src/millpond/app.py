@@ -88,6 +88,7 @@ class Broker:
                             partition.producer_state.truncate_snapshots_below(
                                 partition.log.log_start_offset
                             )
+                        partition.producer_state.remove_expired()
                     except OSError as error:
                         logger.error("retention on %s failed: %s", partition.name, error)
 

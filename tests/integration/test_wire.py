@@ -311,3 +311,44 @@ def test_list_offsets_delete_records_and_configs(broker: BrokerProcess) -> None:
         )
         assert bad.responses[0].error_code == ErrorCode.invalid_config
         assert "no.such" in bad.responses[0].error_message
+
+
+def test_producer_state_is_snapshotted_on_roll_and_survives_kill_9(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from tests.support.server import running_broker
+
+    assert isinstance(tmp_path, Path)
+    with running_broker(tmp_path / "data") as broker:
+        with WireClient(broker.bootstrap) as client:
+            create_topic(client, "rolls", segment_bytes="300")
+            init = client.call(
+                init_v4.InitProducerIdRequest(
+                    transactional_id=None,
+                    transaction_timeout=SECOND * 60,
+                    producer_id=-1,
+                    producer_epoch=-1,
+                )
+            )
+            pid = init.producer_id
+            for sequence in range(0, 20, 2):
+                records = build_batch(
+                    [b"v" * 100, b"w" * 100],
+                    producer_id=pid,
+                    producer_epoch=0,
+                    base_sequence=sequence,
+                )
+                assert produce(client, "rolls", bytes(records)).error_code == ErrorCode.none
+        snapshots = sorted((broker.data_dir / "rolls-0").glob("*.snapshot"))
+        assert snapshots, "a roll writes a producer snapshot"
+        broker.restart(hard=True)
+        with WireClient(broker.bootstrap) as client:
+            retry = build_batch(
+                [b"v" * 100, b"w" * 100], producer_id=pid, producer_epoch=0, base_sequence=18
+            )
+            duplicate = produce(client, "rolls", bytes(retry))
+            assert (duplicate.error_code, duplicate.base_offset) == (ErrorCode.none, 18)
+            gap = build_batch([b"x"], producer_id=pid, producer_epoch=0, base_sequence=25)
+            assert produce(client, "rolls", bytes(gap)).error_code == (
+                ErrorCode.out_of_order_sequence_number
+            )

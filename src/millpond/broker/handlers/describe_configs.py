@@ -53,6 +53,11 @@ async def handle_describe_configs(
     ctx: BrokerContext, header: RequestHeader, request: Any
 ) -> Entity:
     synonyms = bool(getattr(request, "include_synonyms", False))
+    documentation = bool(getattr(request, "include_documentation", False))
     results = [_describe(ctx, resource, synonyms) for resource in request.resources]
+    if not documentation:
+        for result in results:
+            for config in result["configs"]:
+                config["documentation"] = None
     response = {"throttle_time": datetime.timedelta(0), "results": results}
     return build(response_type(header.api_key, header.api_version), response)

@@ -106,10 +106,15 @@ def append_to_partition(
     if partition.topic.config.log_append_time:
         set_log_append_time(buffer, batch, now)
         batch = next(iter_batches(buffer, verify_crc=False))
+    active_base = log.active_segment.base_offset
     try:
         result = log.append(buffer, [batch])
     except OSError as error:
         return PartitionResult(ErrorCode.kafka_storage_error, message=f"append failed: {error}")
+    if log.active_segment.base_offset != active_base:
+        # As Kafka does on roll: a snapshot at the new segment bounds the replay after a crash
+        # to the newest segment. It describes the state before this batch.
+        partition.producer_state.take_snapshot(result.base_offset)
     appended = next(iter_batches(memoryview(buffer)[: batch.size], verify_crc=False))
     partition.producer_state.update(appended, now)
     ctx.appended.notify((partition.topic.name, partition.index))
