@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import resource
 import signal
 import sys
 from pathlib import Path
@@ -104,6 +105,15 @@ class Broker:
                 logger.error("periodic flush failed: %s", error)
 
 
+def raise_open_file_limit() -> None:
+    """Every segment holds three fds and every partition a directory fd, as in Kafka: take the
+    hard limit rather than a default soft limit of 1024."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 def install_uvloop() -> None:
     with contextlib.suppress(ImportError):
         import uvloop
@@ -116,6 +126,7 @@ async def serve(data_dir: Path, config: BrokerConfig) -> None:
     # The fsync worker thread must win the GIL back quickly after each fdatasync, or every
     # acks=all answer waits out the default 5 ms switch interval of a busy event loop.
     sys.setswitchinterval(0.0005)
+    raise_open_file_limit()
     broker = Broker(data_dir, config)
     await broker.start()
     stop = asyncio.Event()

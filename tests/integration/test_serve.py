@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import subprocess
 import sys
 import time
@@ -95,3 +96,34 @@ def test_retention_deletes_old_segments(tmp_path: Path) -> None:
                 break
             time.sleep(0.05)
         assert fetch(client, "short", 0).error_code == ErrorCode.offset_out_of_range
+
+
+def test_running_out_of_file_descriptors_refuses_the_topic_not_the_broker(
+    tmp_path: Path,
+) -> None:
+    from kio.schema.create_topics.v7 import request as create_v7
+
+    with running_broker(tmp_path / "data", fd_limit=256) as broker:
+        with WireClient(broker.bootstrap) as client:
+            request = create_v7.CreateTopicsRequest(
+                topics=(
+                    create_v7.CreatableTopic(
+                        name="huge",
+                        num_partitions=500,
+                        replication_factor=1,
+                        assignments=(),
+                        configs=(),
+                    ),
+                ),
+                timeout=datetime.timedelta(seconds=30),
+                validate_only=False,
+            )
+            result = client.call(request).topics[0]
+            assert result.error_code == ErrorCode.kafka_storage_error
+            assert "huge" in result.error_message
+            create_topic(client, "small", 2)
+            produce(client, "small", bytes(build_batch([b"still here"])))
+            assert fetch(client, "small", 0).records
+        assert not list((broker.data_dir).glob("huge-*"))
+        broker.restart()
+        assert "2 partition(s)" in broker.log().splitlines()[-1]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import resource
 import signal
 import subprocess
 import sys
@@ -18,8 +19,11 @@ READY = re.compile(r"millpond ready on (?P<host>[^ ]+):(?P<port>\d+)")
 class BrokerProcess:
     """A `python -m millpond serve` process with its own data dir and log file."""
 
-    def __init__(self, data_dir: Path, *settings: str, port: int = 0) -> None:
+    def __init__(
+        self, data_dir: Path, *settings: str, port: int = 0, fd_limit: int | None = None
+    ) -> None:
         self.data_dir = data_dir
+        self.fd_limit = fd_limit
         self.settings = settings
         self.port = port
         self.process: subprocess.Popen[bytes] | None = None
@@ -47,7 +51,9 @@ class BrokerProcess:
         log = self.log_path.open("ab")
         offset = self.log_path.stat().st_size
         env = dict(os.environ, PYTHONUNBUFFERED="1")
-        self.process = subprocess.Popen(args, stdout=log, stderr=log, env=env)
+        self.process = subprocess.Popen(
+            args, stdout=log, stderr=log, env=env, preexec_fn=self._limit_fds
+        )
         log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -61,6 +67,10 @@ class BrokerProcess:
             time.sleep(0.02)
         self.kill()
         raise RuntimeError(f"broker not ready after {timeout}s:\n{self.log()}")
+
+    def _limit_fds(self) -> None:
+        if self.fd_limit is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (self.fd_limit, self.fd_limit))
 
     def stop(self, timeout: float = 30.0) -> int:
         """SIGTERM and wait; returns the exit code."""
@@ -90,8 +100,10 @@ class BrokerProcess:
 
 
 @contextmanager
-def running_broker(data_dir: Path, *settings: str) -> Iterator[BrokerProcess]:
-    broker = BrokerProcess(data_dir, *settings)
+def running_broker(
+    data_dir: Path, *settings: str, fd_limit: int | None = None
+) -> Iterator[BrokerProcess]:
+    broker = BrokerProcess(data_dir, *settings, fd_limit=fd_limit)
     broker.start()
     try:
         yield broker

@@ -626,16 +626,20 @@ class Log:
         self._deleted_awaiting_close.clear()
         os.close(self._directory_fd)
 
+    def close_without_flush(self) -> None:
+        """Close every fd, flushing nothing (a log about to be removed)."""
+        if not self._closed and not self._flushes_in_flight:
+            self._close_files()
+
     def delete(self) -> None:
         """Remove the whole directory (topic deletion) and close every fd without flushing.
 
         If a group-commit round still holds this log's fds, they are closed when it ends
         (complete_flush or abort_flush), never under a running fdatasync.
         """
+        if not self._closed:
+            if self._flushes_in_flight:
+                self._delete_pending = True
+            else:
+                self._close_files()  # first: removing a tree needs descriptors of its own
         shutil.rmtree(self.directory)
-        if self._closed:
-            return
-        if self._flushes_in_flight:
-            self._delete_pending = True
-            return
-        self._close_files()

@@ -207,13 +207,18 @@ class LogManager:
             partitions = self.broker_config["num.partitions"]
         topic = Topic(name, uuid.uuid4(), dict(configs), config)
         self._register(topic)
-        self._write_topics_file_with_counts({name: partitions})
-        for index in range(partitions):
-            stale = self._partition_dir(name, index)
-            if stale.exists():
-                shutil.rmtree(stale)
-            self._open_partition(topic, index, clean_shutdown=True)
-        self._write_topics_file()
+        try:
+            self._write_topics_file_with_counts({name: partitions})
+            self._add_partitions(topic, partitions)
+        except OSError as error:
+            # Out of file descriptors or disk: undo, so no half-made topic is left behind.
+            del self.topics[name]
+            del self.topics_by_id[topic.topic_id]
+            self._discard_partitions(topic, 0, partitions)
+            self._write_topics_file()
+            raise TopicError(
+                "kafka_storage_error", f"cannot create topic {name!r}: {error}"
+            ) from None
         logger.info("created topic %s with %d partition(s)", name, partitions)
         return topic
 
@@ -241,13 +246,15 @@ class LogManager:
             )
         if validate_only:
             return
-        self._write_topics_file_with_counts({name: total})
-        for index in range(current, total):
-            stale = self._partition_dir(name, index)
-            if stale.exists():
-                shutil.rmtree(stale)
-            self._open_partition(topic, index, clean_shutdown=True)
-        self._write_topics_file()
+        try:
+            self._write_topics_file_with_counts({name: total})
+            self._add_partitions(topic, total)
+        except OSError as error:
+            self._discard_partitions(topic, current, total)
+            self._write_topics_file()
+            raise TopicError(
+                "kafka_storage_error", f"cannot add partitions to {name!r}: {error}"
+            ) from None
 
     def alter_topic_configs(
         self, name: str, configs: dict[str, str], *, validate_only: bool
@@ -269,6 +276,24 @@ class LogManager:
         self._write_topics_file()
 
     # --- internals --------------------------------------------------------------------------
+
+    def _add_partitions(self, topic: Topic, total: int) -> None:
+        """Open new, empty partitions until `topic` has `total`, then record the count."""
+        for index in range(len(topic.partitions), total):
+            stale = self._partition_dir(topic.name, index)
+            if stale.exists():
+                shutil.rmtree(stale)
+            self._open_partition(topic, index, clean_shutdown=True)
+        self._write_topics_file()
+
+    def _discard_partitions(self, topic: Topic, first: int, end: int) -> None:
+        """Undo a failed _add_partitions: close what was opened, then remove every directory
+        in [first, end), including one whose open failed half-way."""
+        for partition in topic.partitions[first:]:
+            partition.log.close_without_flush()
+        del topic.partitions[first:]
+        for index in range(first, end):
+            shutil.rmtree(self._partition_dir(topic.name, index), ignore_errors=True)
 
     def _partition_dir(self, topic: str, index: int) -> Path:
         return self.data_dir / f"{topic}-{index}"
