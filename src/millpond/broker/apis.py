@@ -20,6 +20,7 @@ from kio.static.protocol import Entity
 
 from millpond.broker.context import BrokerContext
 from millpond.protocol.build import build
+from millpond.protocol.codec import RawResponse
 from millpond.protocol.codec import RequestHeader
 from millpond.protocol.codec import response_type
 
@@ -36,7 +37,9 @@ from .handlers.list_offsets import handle_list_offsets
 from .handlers.metadata import handle_metadata
 from .handlers.produce import handle_produce
 
-Handler = Callable[[BrokerContext, RequestHeader, Any], Coroutine[Any, Any, Entity | None]]
+Handler = Callable[
+    [BrokerContext, RequestHeader, Any], Coroutine[Any, Any, Entity | RawResponse | None]
+]
 
 
 @dataclass(frozen=True, slots=True)

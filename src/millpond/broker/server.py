@@ -25,6 +25,7 @@ from millpond.broker.apis import api_versions_response
 from millpond.broker.context import BrokerContext
 from millpond.protocol.codec import API_VERSIONS_KEY
 from millpond.protocol.codec import ProtocolError
+from millpond.protocol.codec import RawResponse
 from millpond.protocol.codec import UnsupportedRequest
 from millpond.protocol.codec import decode_request
 from millpond.protocol.codec import encode_response
@@ -35,6 +36,8 @@ logger = logging.getLogger(__name__)
 
 MAX_IN_FLIGHT_PER_CONNECTION = 64
 
+Response = Entity | RawResponse | None
+
 
 class KafkaConnection(asyncio.BufferedProtocol):
     def __init__(self, server: KafkaServer) -> None:
@@ -43,9 +46,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self.reader = FrameReader(server.ctx.config["socket.request.max.bytes"])
         self.transport: asyncio.Transport | None = None
         self.peer = "?"
-        self._pending: collections.deque[tuple[int, asyncio.Task[Entity | None]]] = (
-            collections.deque()
-        )
+        self._pending: collections.deque[tuple[int, asyncio.Future[Response]]] = collections.deque()
         self._reading_paused = False
         self._writing_paused = False
         self._closed = False
@@ -122,10 +123,10 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self._pending.append((header.correlation_id, task))
         task.add_done_callback(self._on_done)
 
-    def _enqueue_ready(self, correlation_id: int, body: Entity | None) -> None:
-        future: asyncio.Future[Entity | None] = asyncio.get_running_loop().create_future()
+    def _enqueue_ready(self, correlation_id: int, body: Response) -> None:
+        future: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
         future.set_result(body)
-        self._pending.append((correlation_id, future))  # type: ignore[arg-type]
+        self._pending.append((correlation_id, future))
         self._write_ready()
 
     def _on_done(self, _task: asyncio.Task[Any]) -> None:
@@ -143,7 +144,11 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 self.close("internal error")
                 return
             body = task.result()
-            if body is not None and self.transport is not None:
+            if body is None or self.transport is None:
+                continue
+            if isinstance(body, RawResponse):
+                self.transport.writelines(body.pieces)
+            else:
                 self.transport.write(encode_response(correlation_id, body))
         self._update_reading()
 

@@ -35,6 +35,14 @@ _HEADER_FIXED = struct.Struct(">hhih")
 _INT32 = struct.Struct(">i")
 
 
+@dataclass(frozen=True, slots=True)
+class RawResponse:
+    """A response already encoded as pieces (size prefix first) for `transport.writelines`:
+    how hot paths hand record bytes to the transport without copying them."""
+
+    pieces: list[bytes | memoryview]
+
+
 class ProtocolError(Exception):
     """The request cannot be decoded; the connection must be closed."""
 
