@@ -31,6 +31,8 @@ from typing import Any
 from millpond.clock import Clock
 from millpond.config import BrokerConfig
 from millpond.config import TopicConfig
+from millpond.storage.files import atomic_write
+from millpond.storage.files import fsync_directory
 from millpond.storage.log import Log
 from millpond.storage.producer_state import ProducerStateManager
 
@@ -60,25 +62,6 @@ def topic_name_problem(name: str | None) -> str | None:
     if not _LEGAL_TOPIC_NAME.match(name):
         return f"topic name {name!r} has characters other than ASCII letters, digits, '.', '_', '-'"
     return None
-
-
-def fsync_directory(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` so that a crash leaves either the old or the new content."""
-    temporary = path.with_name(path.name + ".tmp")
-    with temporary.open("wb") as file:
-        file.write(data)
-        file.flush()
-        os.fsync(file.fileno())
-    temporary.replace(path)
-    fsync_directory(path.parent)
 
 
 @dataclass

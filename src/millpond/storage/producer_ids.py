@@ -11,10 +11,11 @@ rest of one block. The file is replaced atomically (temp file, fsync, rename, di
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import NewType
+
+from millpond.storage.files import atomic_write
 
 ProducerId = NewType("ProducerId", int)
 
@@ -78,18 +79,8 @@ class ProducerIdAllocator:
         return int(match.group(1))
 
     def _write_block_end(self, block_end: int) -> None:
-        temporary = self._path.with_name(self._path.name + ".tmp")
         try:
-            with temporary.open("w", encoding="ascii") as file:
-                file.write(f"{block_end}\n")
-                file.flush()
-                os.fsync(file.fileno())
-            temporary.replace(self._path)
-            descriptor = os.open(self._path.parent, os.O_RDONLY)
-            try:
-                os.fsync(descriptor)
-            finally:
-                os.close(descriptor)
+            atomic_write(self._path, f"{block_end}\n".encode("ascii"))
         except OSError as error:
             raise ProducerIdFileError(
                 f"cannot reserve producer ids in {self._path}: {error}"

@@ -26,7 +26,6 @@ notes/groups-and-idempotence.md section 4.
 
 from __future__ import annotations
 
-import os
 import struct
 from collections import deque
 from collections.abc import Callable
@@ -40,6 +39,7 @@ from kio.schema.errors import ErrorCode
 
 from millpond.clock import Clock
 from millpond.protocol.records import BatchHeader
+from millpond.storage.files import atomic_write
 
 SNAPSHOT_SUFFIX = ".snapshot"
 SNAPSHOT_VERSION = 1
@@ -255,16 +255,7 @@ class ProducerStateManager:
             )
         body = b"".join(entries)
         data = _SNAPSHOT_HEADER.pack(SNAPSHOT_VERSION, crc32c(body)) + body
-        path = snapshot_path(self._directory, log_end_offset)
-        temporary = path.with_name(path.name + ".tmp")
-        with temporary.open("wb") as file:
-            file.write(data)
-            if sync:
-                file.flush()
-                os.fsync(file.fileno())
-        temporary.replace(path)
-        if sync:
-            _fsync_directory(self._directory)
+        atomic_write(snapshot_path(self._directory, log_end_offset), data, sync=sync)
 
     def snapshot_offsets(self) -> list[int]:
         """Offsets of the snapshot files in the directory, ascending."""
@@ -352,11 +343,3 @@ def _read_snapshot(path: Path) -> dict[int, ProducerStateEntry]:
         )
         producers[producer_id] = entry
     return producers
-
-
-def _fsync_directory(directory: Path) -> None:
-    descriptor = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
