@@ -1,5 +1,7 @@
 """Produce (API 0): validate each partition's record batch, append it, answer per partition.
 
+Log-append times are answered as epoch milliseconds (-1 for CreateTime topics).
+
 The synchronous part (validation, sequence checks, the append itself) runs before the first
 await, so requests on one connection append in the order they arrived even though their
 responses may wait for the same group-commit round.
@@ -7,18 +9,17 @@ responses may wait for the same group-commit round.
 
 from __future__ import annotations
 
-import datetime
 from dataclasses import dataclass
 from typing import Any
 
 from kio.schema.errors import ErrorCode
-from kio.static.protocol import Entity
 
 from millpond.broker.context import BrokerContext
 from millpond.broker.group_commit import StorageError
-from millpond.protocol.build import build
+from millpond.protocol.codec import RawResponse
 from millpond.protocol.codec import RequestHeader
-from millpond.protocol.codec import response_type
+from millpond.protocol.produce_response import ProducedPartition
+from millpond.protocol.produce_response import encode_produce_response
 from millpond.protocol.records import InvalidRecordError
 from millpond.protocol.records import iter_batches
 from millpond.protocol.records import set_log_append_time
@@ -39,21 +40,15 @@ class PartitionResult:
     log_start_offset: int = -1
     message: str | None = None
 
-    def as_dict(self, index: int) -> dict[str, Any]:
-        append_time = (
-            None
-            if self.log_append_time < 0
-            else datetime.datetime.fromtimestamp(self.log_append_time / 1000, tz=datetime.UTC)
+    def encoded(self, index: int) -> ProducedPartition:
+        return ProducedPartition(
+            index,
+            self.error,
+            self.base_offset,
+            self.log_append_time,
+            self.log_start_offset,
+            self.message,
         )
-        return {
-            "index": index,
-            "error_code": self.error,
-            "base_offset": self.base_offset,
-            "log_append_time": append_time,
-            "log_start_offset": self.log_start_offset,
-            "record_errors": (),
-            "error_message": self.message,
-        }
 
 
 def append_to_partition(
@@ -126,9 +121,11 @@ def append_to_partition(
     )
 
 
-async def handle_produce(ctx: BrokerContext, header: RequestHeader, request: Any) -> Entity | None:
+async def handle_produce(
+    ctx: BrokerContext, header: RequestHeader, request: Any
+) -> RawResponse | None:
     acks = request.acks
-    topics_out: list[dict[str, Any]] = []
+    topics_out: list[tuple[str, list[tuple[int, PartitionResult]]]] = []
     durable: list[tuple[Log, PartitionResult]] = []
     for topic_data in request.topic_data:
         name = topic_data.name
@@ -158,7 +155,7 @@ async def handle_produce(ctx: BrokerContext, header: RequestHeader, request: Any
             partitions_out.append((index, result))
             if acks == -1 and result.error == ErrorCode.none:
                 durable.append((partition.log, result))
-        topics_out.append({"name": name, "partitions": partitions_out})
+        topics_out.append((name, partitions_out))
     if acks == -1 and durable:
         try:
             await ctx.group_commit.sync(log for log, _ in durable)
@@ -169,16 +166,10 @@ async def handle_produce(ctx: BrokerContext, header: RequestHeader, request: Any
                 result.base_offset = -1
     if acks == 0:
         return None
-    response = {
-        "responses": [
-            {
-                "name": topic["name"],
-                "partition_responses": [
-                    result.as_dict(index) for index, result in topic["partitions"]
-                ],
-            }
-            for topic in topics_out
-        ],
-        "throttle_time": datetime.timedelta(0),
-    }
-    return build(response_type(header.api_key, header.api_version), response)
+    encoded = [
+        (name, [result.encoded(index) for index, result in partitions])
+        for name, partitions in topics_out
+    ]
+    return RawResponse(
+        [encode_produce_response(header.api_version, header.correlation_id, encoded)]
+    )
