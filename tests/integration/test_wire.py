@@ -352,3 +352,38 @@ def test_producer_state_is_snapshotted_on_roll_and_survives_kill_9(tmp_path: obj
             assert produce(client, "rolls", bytes(gap)).error_code == (
                 ErrorCode.out_of_order_sequence_number
             )
+
+
+def test_failed_acks_0_produce_closes_the_connection(broker: BrokerProcess) -> None:
+    with WireClient(broker.bootstrap) as client:
+        create_topic(client, "zero")
+        request = produce_v9.ProduceRequest(
+            acks=0,
+            timeout=SECOND,
+            topic_data=(
+                produce_v9.TopicProduceData(
+                    name="zero",
+                    partition_data=(
+                        produce_v9.PartitionProduceData(
+                            index=0, records=bytes(build_batch([b"a"]))
+                        ),
+                    ),
+                ),
+            ),
+        )
+        client.send(request)  # fine: no answer, connection stays open
+        assert client.call(ApiVersionsV0()).error_code == ErrorCode.none
+        bad = produce_v9.ProduceRequest(
+            acks=0,
+            timeout=SECOND,
+            topic_data=(
+                produce_v9.TopicProduceData(
+                    name="zero",
+                    partition_data=(produce_v9.PartitionProduceData(index=9, records=b"junk"),),
+                ),
+            ),
+        )
+        client.send(bad)
+        assert client.is_closed_by_peer()
+    with WireClient(broker.bootstrap) as client:
+        assert fetch(client, "zero", 0).high_watermark == 1

@@ -24,6 +24,7 @@ from millpond.broker.apis import SUPPORTED_VERSIONS
 from millpond.broker.apis import api_versions_response
 from millpond.broker.context import BrokerContext
 from millpond.protocol.codec import API_VERSIONS_KEY
+from millpond.protocol.codec import CloseConnection
 from millpond.protocol.codec import ProtocolError
 from millpond.protocol.codec import RawResponse
 from millpond.protocol.codec import UnsupportedRequest
@@ -139,6 +140,9 @@ class KafkaConnection(asyncio.BufferedProtocol):
             if self._closed or task.cancelled():
                 continue
             error = task.exception()
+            if isinstance(error, CloseConnection):
+                self.close(str(error))
+                return
             if error is not None:
                 logger.error("handler failed for %s: %r", self.peer, error, exc_info=error)
                 self.close("internal error")

@@ -43,6 +43,11 @@ class RawResponse:
     pieces: list[bytes | memoryview]
 
 
+class CloseConnection(Exception):
+    """A handler's way to end the connection with no response: Kafka's answer to a failed
+    acks=0 produce, so the producer notices and refreshes its metadata."""
+
+
 class ProtocolError(Exception):
     """The request cannot be decoded; the connection must be closed."""
 

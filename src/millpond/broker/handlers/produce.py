@@ -16,6 +16,7 @@ from kio.schema.errors import ErrorCode
 
 from millpond.broker.context import BrokerContext
 from millpond.broker.group_commit import StorageError
+from millpond.protocol.codec import CloseConnection
 from millpond.protocol.codec import RawResponse
 from millpond.protocol.codec import RequestHeader
 from millpond.protocol.produce_response import ProducedPartition
@@ -165,6 +166,15 @@ async def handle_produce(
                 result.message = f"fsync failed: {error}"
                 result.base_offset = -1
     if acks == 0:
+        failed = [
+            (name, index, result.error)
+            for name, partitions in topics_out
+            for index, result in partitions
+            if result.error != ErrorCode.none
+        ]
+        if failed:
+            name, index, code = failed[0]
+            raise CloseConnection(f"acks=0 produce to {name}-{index} failed with {code.name}")
         return None
     encoded = [
         (name, [result.encoded(index) for index, result in partitions])
