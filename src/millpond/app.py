@@ -15,6 +15,8 @@ from millpond.broker.server import KafkaServer
 from millpond.clock import Clock
 from millpond.clock import SystemClock
 from millpond.config import BrokerConfig
+from millpond.coordinator.group_coordinator import TICK_INTERVAL_MS
+from millpond.coordinator.group_coordinator import GroupCoordinator
 from millpond.storage.log_manager import LogManager
 from millpond.storage.producer_ids import ProducerIdAllocator
 
@@ -38,6 +40,10 @@ class Broker:
         report = self.logs.startup()
         producer_ids = ProducerIdAllocator(self.data_dir / "producer-ids")
         ctx = BrokerContext(self.config, self.clock, self.logs, producer_ids)
+        ctx.groups = GroupCoordinator(
+            self.config, self.clock, self.logs, ctx.group_commit, ctx.appended
+        )
+        replayed = ctx.groups.load()
         self.ctx = ctx
         host, port = self.config.listen
         self.server = KafkaServer(ctx, host, port)
@@ -50,10 +56,12 @@ class Broker:
         self._background = [
             loop.create_task(self._retention_loop()),
             loop.create_task(self._flush_loop()),
+            loop.create_task(self._group_timer_loop()),
+            loop.create_task(self._offset_expiry_loop()),
         ]
         logger.info(
             "millpond ready on %s:%d (advertised %s:%d), data dir %s, "
-            "%d partition(s) %s in %.0f ms",
+            "%d partition(s) %s, %d group record(s) replayed in %.0f ms",
             bound_host,
             bound_port,
             ctx.advertised_host,
@@ -61,6 +69,7 @@ class Broker:
             self.data_dir,
             report.partitions,
             "opened after a clean stop" if report.clean_shutdown else "recovered",
+            replayed,
             self.clock.monotonic_ms() - started,
         )
 
@@ -74,6 +83,8 @@ class Broker:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         if self.ctx is not None:
+            if self.ctx.groups is not None:
+                await self.ctx.groups.wait_idle()
             await self.ctx.group_commit.wait_idle()
         self.logs.shutdown()
         logger.info("millpond stopped cleanly")
@@ -92,6 +103,27 @@ class Broker:
                         partition.producer_state.remove_expired()
                     except OSError as error:
                         logger.error("retention on %s failed: %s", partition.name, error)
+
+    async def _group_timer_loop(self) -> None:
+        assert self.ctx is not None
+        coordinator = self.ctx.coordinator
+        while True:
+            await asyncio.sleep(TICK_INTERVAL_MS / 1000)
+            coordinator.tick()
+
+    async def _offset_expiry_loop(self) -> None:
+        assert self.ctx is not None
+        coordinator = self.ctx.coordinator
+        interval = self.config["offsets.retention.check.interval.ms"] / 1000
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                expired = await coordinator.expire_offsets()
+            except Exception as error:  # the next round tries again
+                logger.error("expiring committed offsets failed: %s", error)
+            else:
+                if expired:
+                    logger.info("expired %d committed offset(s)", expired)
 
     async def _flush_loop(self) -> None:
         assert self.ctx is not None

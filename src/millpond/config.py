@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from millpond.storage.cleaner import CleanerConfig
 from millpond.storage.log import LogConfig
 
 
@@ -36,6 +37,10 @@ def _parse_bool(raw: str) -> bool:
 
 def _parse_str(raw: str) -> str:
     return raw.strip()
+
+
+def _parse_float(raw: str) -> float:
+    return float(raw.strip())
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +69,10 @@ def _at_least(minimum: int) -> Callable[[Any], str | None]:
     return lambda value: None if value >= minimum else f"must be at least {minimum}"
 
 
+def _between(low: float, high: float) -> Callable[[Any], str | None]:
+    return lambda value: None if low <= value <= high else f"must be between {low} and {high}"
+
+
 def _one_of(*choices: str) -> Callable[[Any], str | None]:
     return lambda value: None if value in choices else f"must be one of {', '.join(choices)}"
 
@@ -88,6 +97,7 @@ _INT = 3
 _LONG = 5
 _BOOL = 1
 _STRING = 2
+_DOUBLE = 6
 _LIST = 7
 
 BROKER_KEYS: dict[str, ConfigKey] = {
@@ -182,6 +192,38 @@ BROKER_KEYS: dict[str, ConfigKey] = {
             config_type=_LIST,
         ),
         ConfigKey(
+            "log.cleaner.backoff.ms",
+            _parse_int,
+            "15000",
+            "How often the log cleaner looks for compacted logs to clean.",
+            _at_least(0),
+            config_type=_LONG,
+        ),
+        ConfigKey(
+            "log.cleaner.delete.retention.ms",
+            _parse_int,
+            str(_DAY_MS),
+            "Default delete.retention.ms: how long tombstones outlive their first clean.",
+            _at_least(0),
+            config_type=_LONG,
+        ),
+        ConfigKey(
+            "log.cleaner.min.cleanable.ratio",
+            _parse_float,
+            "0.5",
+            "Default min.cleanable.dirty.ratio.",
+            _between(0, 1),
+            config_type=_DOUBLE,
+        ),
+        ConfigKey(
+            "log.cleaner.min.compaction.lag.ms",
+            _parse_int,
+            "0",
+            "Default min.compaction.lag.ms.",
+            _at_least(0),
+            config_type=_LONG,
+        ),
+        ConfigKey(
             "log.message.timestamp.type",
             _parse_str,
             "CreateTime",
@@ -210,6 +252,62 @@ BROKER_KEYS: dict[str, ConfigKey] = {
             _parse_int,
             str(_DAY_MS),
             "Forget an idle idempotent producer after this long.",
+            _at_least(1),
+            config_type=_INT,
+        ),
+        ConfigKey(
+            "group.initial.rebalance.delay.ms",
+            _parse_int,
+            "3000",
+            "How long a new group waits for more members before its first rebalance.",
+            _at_least(0),
+            config_type=_INT,
+        ),
+        ConfigKey(
+            "group.min.session.timeout.ms",
+            _parse_int,
+            "6000",
+            "Smallest session timeout a member may ask for.",
+            _at_least(1),
+            config_type=_INT,
+        ),
+        ConfigKey(
+            "group.max.session.timeout.ms",
+            _parse_int,
+            "1800000",
+            "Largest session timeout a member may ask for.",
+            _at_least(1),
+            config_type=_INT,
+        ),
+        ConfigKey(
+            "offset.metadata.max.bytes",
+            _parse_int,
+            "4096",
+            "Largest metadata string stored with a committed offset.",
+            _at_least(0),
+            config_type=_INT,
+        ),
+        ConfigKey(
+            "offsets.retention.minutes",
+            _parse_int,
+            "10080",
+            "Keep an empty group's committed offsets this long.",
+            _at_least(1),
+            config_type=_INT,
+        ),
+        ConfigKey(
+            "offsets.retention.check.interval.ms",
+            _parse_int,
+            "600000",
+            "How often expired offsets are removed.",
+            _at_least(1),
+            config_type=_LONG,
+        ),
+        ConfigKey(
+            "offsets.topic.num.partitions",
+            _parse_int,
+            "1",
+            "Partitions of __consumer_offsets (fixed once created).",
             _at_least(1),
             config_type=_INT,
         ),
@@ -306,6 +404,33 @@ TOPIC_KEYS: dict[str, ConfigKey] = {
             _at_least(0),
             "log.index.interval.bytes",
             _INT,
+        ),
+        ConfigKey(
+            "delete.retention.ms",
+            _parse_int,
+            "",
+            "How long a tombstone of a compacted topic is kept after its first clean.",
+            _at_least(0),
+            "log.cleaner.delete.retention.ms",
+            _LONG,
+        ),
+        ConfigKey(
+            "min.cleanable.dirty.ratio",
+            _parse_float,
+            "",
+            "Clean a compacted log once dirty bytes reach this share of its inactive bytes.",
+            _between(0, 1),
+            "log.cleaner.min.cleanable.ratio",
+            _DOUBLE,
+        ),
+        ConfigKey(
+            "min.compaction.lag.ms",
+            _parse_int,
+            "",
+            "Records younger than this are never compacted away.",
+            _at_least(0),
+            "log.cleaner.min.compaction.lag.ms",
+            _LONG,
         ),
     )
 }
@@ -412,6 +537,9 @@ class TopicConfig:
     message_timestamp_type: str
     cleanup_policy: str
     index_interval_bytes: int
+    delete_retention_ms: int
+    min_cleanable_dirty_ratio: float
+    min_compaction_lag_ms: int
 
     @classmethod
     def resolve(cls, broker: BrokerConfig, overrides: Mapping[str, str]) -> TopicConfig:
@@ -429,11 +557,26 @@ class TopicConfig:
             message_timestamp_type=value("message.timestamp.type"),
             cleanup_policy=value("cleanup.policy"),
             index_interval_bytes=value("index.interval.bytes"),
+            delete_retention_ms=value("delete.retention.ms"),
+            min_cleanable_dirty_ratio=value("min.cleanable.dirty.ratio"),
+            min_compaction_lag_ms=value("min.compaction.lag.ms"),
         )
 
     @property
     def log_append_time(self) -> bool:
         return self.message_timestamp_type == "LogAppendTime"
+
+    @property
+    def compacted(self) -> bool:
+        """cleanup.policy includes compact (the log cleaner runs on the topic)."""
+        return "compact" in self.cleanup_policy
+
+    def cleaner_config(self) -> CleanerConfig:
+        return CleanerConfig(
+            delete_retention_ms=self.delete_retention_ms,
+            min_compaction_lag_ms=self.min_compaction_lag_ms,
+            min_cleanable_dirty_ratio=self.min_cleanable_dirty_ratio,
+        )
 
     def log_config(self) -> LogConfig:
         return LogConfig(

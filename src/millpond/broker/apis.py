@@ -26,16 +26,27 @@ from millpond.protocol.codec import response_type
 
 from .handlers.create_partitions import handle_create_partitions
 from .handlers.create_topics import handle_create_topics
+from .handlers.delete_groups import handle_delete_groups
 from .handlers.delete_records import handle_delete_records
 from .handlers.delete_topics import handle_delete_topics
 from .handlers.describe_cluster import handle_describe_cluster
 from .handlers.describe_configs import handle_describe_configs
+from .handlers.describe_groups import handle_describe_groups
 from .handlers.fetch import handle_fetch
+from .handlers.find_coordinator import handle_find_coordinator
+from .handlers.heartbeat import handle_heartbeat
 from .handlers.incremental_alter_configs import handle_incremental_alter_configs
 from .handlers.init_producer_id import handle_init_producer_id
+from .handlers.join_group import handle_join_group
+from .handlers.leave_group import handle_leave_group
+from .handlers.list_groups import handle_list_groups
 from .handlers.list_offsets import handle_list_offsets
 from .handlers.metadata import handle_metadata
+from .handlers.offset_commit import handle_offset_commit
+from .handlers.offset_delete import handle_offset_delete
+from .handlers.offset_fetch import handle_offset_fetch
 from .handlers.produce import handle_produce
+from .handlers.sync_group import handle_sync_group
 
 Handler = Callable[
     [BrokerContext, RequestHeader, Any], Coroutine[Any, Any, Entity | RawResponse | None]
@@ -62,6 +73,15 @@ APIS: dict[int, Api] = {
         Api(1, "Fetch", 4, 12, handle_fetch),
         Api(2, "ListOffsets", 1, 7, handle_list_offsets),
         Api(3, "Metadata", 0, 12, handle_metadata),
+        Api(8, "OffsetCommit", 2, 9, handle_offset_commit),
+        Api(9, "OffsetFetch", 1, 9, handle_offset_fetch),
+        Api(10, "FindCoordinator", 0, 4, handle_find_coordinator),
+        Api(11, "JoinGroup", 0, 9, handle_join_group),
+        Api(12, "Heartbeat", 0, 4, handle_heartbeat),
+        Api(13, "LeaveGroup", 0, 5, handle_leave_group),
+        Api(14, "SyncGroup", 0, 5, handle_sync_group),
+        Api(15, "DescribeGroups", 0, 5, handle_describe_groups),
+        Api(16, "ListGroups", 0, 5, handle_list_groups),
         Api(18, "ApiVersions", 0, 3, handle_api_versions),
         Api(19, "CreateTopics", 2, 7, handle_create_topics),
         Api(20, "DeleteTopics", 1, 6, handle_delete_topics),
@@ -69,7 +89,9 @@ APIS: dict[int, Api] = {
         Api(22, "InitProducerId", 0, 4, handle_init_producer_id),
         Api(32, "DescribeConfigs", 1, 4, handle_describe_configs),
         Api(37, "CreatePartitions", 0, 3, handle_create_partitions),
+        Api(42, "DeleteGroups", 0, 2, handle_delete_groups),
         Api(44, "IncrementalAlterConfigs", 0, 1, handle_incremental_alter_configs),
+        Api(47, "OffsetDelete", 0, 0, handle_offset_delete),
         Api(60, "DescribeCluster", 0, 1, handle_describe_cluster),
     )
 }

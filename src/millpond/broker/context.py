@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from dataclasses import field
+from typing import TYPE_CHECKING
 
 from millpond.broker.append_signal import AppendSignal
 from millpond.broker.group_commit import GroupCommit
@@ -11,6 +12,9 @@ from millpond.clock import Clock
 from millpond.config import BrokerConfig
 from millpond.storage.log_manager import LogManager
 from millpond.storage.producer_ids import ProducerIdAllocator
+
+if TYPE_CHECKING:
+    from millpond.coordinator.group_coordinator import GroupCoordinator
 
 
 @dataclass
@@ -21,9 +25,17 @@ class BrokerContext:
     producer_ids: ProducerIdAllocator
     group_commit: GroupCommit = field(default_factory=GroupCommit)
     appended: AppendSignal = field(default_factory=AppendSignal)
+    # Built right after the context (it needs the same collaborators); see app.py.
+    groups: GroupCoordinator | None = None
     # Filled in by the server once it is bound: what Metadata tells clients.
     advertised_host: str = "127.0.0.1"
     advertised_port: int = 9092
+
+    @property
+    def coordinator(self) -> GroupCoordinator:
+        if self.groups is None:
+            raise RuntimeError("the group coordinator is not running")
+        return self.groups
 
     @property
     def node_id(self) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import logging
 import socket
 from typing import Any
@@ -47,6 +48,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self.reader = FrameReader(server.ctx.config["socket.request.max.bytes"])
         self.transport: asyncio.Transport | None = None
         self.peer = "?"
+        self.client_host = ""
         self._pending: collections.deque[tuple[int, asyncio.Future[Response]]] = collections.deque()
         self._reading_paused = False
         self._writing_paused = False
@@ -63,6 +65,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
+        self.client_host = f"/{peer[0]}" if peer else ""
         self.server.connections.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -118,6 +121,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         except ProtocolError as error:
             self.close(f"malformed request: {error}")
             return
+        header = dataclasses.replace(header, client_host=self.client_host)
         api = APIS[header.api_key]
         coroutine = api.handler(self.ctx, header, request)
         task = asyncio.get_running_loop().create_task(coroutine)

@@ -58,6 +58,8 @@ class RequestHeader:
     api_version: int
     correlation_id: int
     client_id: str | None
+    # Filled in by the transport shell: where the request came from, as Kafka shows it.
+    client_host: str = ""
 
 
 class UnsupportedRequest(Exception):

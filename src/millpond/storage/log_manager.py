@@ -206,6 +206,9 @@ class LogManager:
         return topic
 
     def delete_topic(self, name: str) -> Topic:
+        existing = self.topics.get(name)
+        if existing is not None and existing.internal:
+            raise TopicError("invalid_topic_exception", f"{name} is internal and cannot be deleted")
         topic = self.topics.pop(name, None)
         if topic is None:
             raise TopicError("unknown_topic_or_partition", f"topic {name!r} does not exist")
@@ -220,6 +223,10 @@ class LogManager:
         topic = self.topics.get(name)
         if topic is None:
             raise TopicError("unknown_topic_or_partition", f"topic {name!r} does not exist")
+        if topic.internal:
+            raise TopicError(
+                "invalid_topic_exception", f"{name} is internal: its partitions are fixed"
+            )
         current = len(topic.partitions)
         if total <= current:
             raise TopicError(

@@ -135,7 +135,8 @@ async def handle_produce(
         topic_error: ErrorCode | None = None
         if acks not in (-1, 0, 1):
             topic_error = ErrorCode.invalid_required_acks
-        elif topic_name_problem(name) is not None:
+        elif topic_name_problem(name) is not None or (topic is not None and topic.internal):
+            # Internal topics are written by the broker only, as in Kafka.
             topic_error = ErrorCode.invalid_topic_exception
         elif topic is None:
             topic = auto_create(ctx, name)
