@@ -8,6 +8,7 @@ import logging
 import resource
 import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from millpond.broker.context import BrokerContext
@@ -15,8 +16,12 @@ from millpond.broker.server import KafkaServer
 from millpond.clock import Clock
 from millpond.clock import SystemClock
 from millpond.config import BrokerConfig
+from millpond.console.http import HttpServer
+from millpond.console.metrics import BrokerMetrics
+from millpond.console.metrics import PartitionStats
 from millpond.coordinator.group_coordinator import TICK_INTERVAL_MS
 from millpond.coordinator.group_coordinator import GroupCoordinator
+from millpond.storage.cleaner import LogCleaner
 from millpond.storage.log_manager import LogManager
 from millpond.storage.producer_ids import ProducerIdAllocator
 
@@ -33,6 +38,11 @@ class Broker:
         self.server: KafkaServer | None = None
         self._background: list[asyncio.Task[None]] = []
         self.address: tuple[str, int] | None = None
+        self.status = "starting"
+        self.metrics = BrokerMetrics()
+        self.metrics.watch_partitions(self.partition_stats)
+        self.http: HttpServer | None = None
+        self.http_address: tuple[str, int] | None = None
 
     async def start(self) -> None:
         """Open the data dir (recovering if needed) and start listening; logs one ready line."""
@@ -44,9 +54,14 @@ class Broker:
             self.config, self.clock, self.logs, ctx.group_commit, ctx.appended
         )
         replayed = ctx.groups.load()
+        self.metrics.watch_group_lag(ctx.groups.lag)
         self.ctx = ctx
+        if self.config.http_listen is not None:
+            http_host, http_port = self.config.http_listen
+            self.http = HttpServer(http_host, http_port, self.metrics, self.health)
+            self.http_address = await self.http.start()
         host, port = self.config.listen
-        self.server = KafkaServer(ctx, host, port)
+        self.server = KafkaServer(ctx, host, port, self.metrics)
         bound_host, bound_port = await self.server.start()
         self.address = (bound_host, bound_port)
         advertised_host, advertised_port = self.config.advertised
@@ -58,14 +73,20 @@ class Broker:
             loop.create_task(self._flush_loop()),
             loop.create_task(self._group_timer_loop()),
             loop.create_task(self._offset_expiry_loop()),
+            loop.create_task(self._cleaner_loop()),
         ]
+        self.status = "ready"
+        http = ""
+        if self.http_address is not None:
+            http = f", http on {self.http_address[0]}:{self.http_address[1]}"
         logger.info(
-            "millpond ready on %s:%d (advertised %s:%d), data dir %s, "
+            "millpond ready on %s:%d (advertised %s:%d)%s, data dir %s, "
             "%d partition(s) %s, %d group record(s) replayed in %.0f ms",
             bound_host,
             bound_port,
             ctx.advertised_host,
             ctx.advertised_port,
+            http,
             self.data_dir,
             report.partitions,
             "opened after a clean stop" if report.clean_shutdown else "recovered",
@@ -75,6 +96,7 @@ class Broker:
 
     async def stop(self) -> None:
         """Stop accepting, finish in-flight requests, fsync, and mark a clean shutdown."""
+        self.status = "stopping"
         if self.server is not None:
             await self.server.stop()
         for task in self._background:
@@ -87,7 +109,27 @@ class Broker:
                 await self.ctx.groups.wait_idle()
             await self.ctx.group_commit.wait_idle()
         self.logs.shutdown()
+        if self.http is not None:  # last, so probes see "stopping" until the end
+            await self.http.stop()
         logger.info("millpond stopped cleanly")
+
+    def health(self) -> dict[str, object]:
+        """GET /health's body; the listener answers 200 only when status is "ready"."""
+        kafka = None if self.address is None else f"{self.address[0]}:{self.address[1]}"
+        return {"status": self.status, "kafka": kafka}
+
+    def partition_stats(self) -> Iterator[PartitionStats]:
+        """Every partition's offsets and size, read when /metrics is scraped."""
+        for topic in self.logs.topics.values():
+            for partition in topic.partitions:
+                log = partition.log
+                yield PartitionStats(
+                    topic.name,
+                    partition.index,
+                    log.log_start_offset,
+                    log.log_end_offset,
+                    log.size_in_bytes,
+                )
 
     async def _retention_loop(self) -> None:
         interval = self.config["log.retention.check.interval.ms"] / 1000
@@ -124,6 +166,25 @@ class Broker:
             else:
                 if expired:
                     logger.info("expired %d committed offset(s)", expired)
+
+    async def _cleaner_loop(self) -> None:
+        cleaner = LogCleaner(self.clock)
+        interval = self.config["log.cleaner.backoff.ms"] / 1000
+        while True:
+            await asyncio.sleep(interval)
+            logs = [
+                (partition.log, topic.config.cleaner_config())
+                for topic in list(self.logs.topics.values())
+                if topic.config.compacted
+                for partition in topic.partitions
+            ]
+            stats = await cleaner.clean(logs)
+            if stats.logs_cleaned:
+                logger.info(
+                    "log cleaner: %d log(s) cleaned, %d record(s) removed",
+                    stats.logs_cleaned,
+                    stats.records_removed,
+                )
 
     async def _flush_loop(self) -> None:
         assert self.ctx is not None

@@ -320,6 +320,14 @@ BROKER_KEYS: dict[str, ConfigKey] = {
             config_type=_STRING,
         ),
         ConfigKey(
+            "http.listen",
+            _parse_str,
+            "127.0.0.1:8080",
+            "Address the HTTP listener (GET /health, GET /metrics) binds; empty turns it off.",
+            lambda value: None if value == "" else _listener(value),
+            config_type=_STRING,
+        ),
+        ConfigKey(
             "advertised.listener",
             _parse_str,
             "",
@@ -500,6 +508,11 @@ class BrokerConfig:
     @property
     def listen(self) -> tuple[str, int]:
         return parse_host_port(self["kafka.listen"])
+
+    @property
+    def http_listen(self) -> tuple[str, int] | None:
+        value = self["http.listen"]
+        return parse_host_port(value) if value else None
 
     @property
     def advertised(self) -> tuple[str, int]:

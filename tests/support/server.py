@@ -44,6 +44,9 @@ class BrokerProcess:
             str(self.data_dir),
             "--kafka-listen",
             f"127.0.0.1:{self.port}",
+            # Never the default 8080: a developer's own broker may hold it.
+            "--http-listen",
+            "127.0.0.1:0",
         ]
         for setting in self.settings:
             args += ["--set", setting]

@@ -24,6 +24,7 @@ from millpond.broker.apis import APIS
 from millpond.broker.apis import SUPPORTED_VERSIONS
 from millpond.broker.apis import api_versions_response
 from millpond.broker.context import BrokerContext
+from millpond.console.metrics import BrokerMetrics
 from millpond.protocol.codec import API_VERSIONS_KEY
 from millpond.protocol.codec import CloseConnection
 from millpond.protocol.codec import ProtocolError
@@ -45,11 +46,15 @@ class KafkaConnection(asyncio.BufferedProtocol):
     def __init__(self, server: KafkaServer) -> None:
         self.server = server
         self.ctx = server.ctx
+        self.metrics = server.metrics
         self.reader = FrameReader(server.ctx.config["socket.request.max.bytes"])
         self.transport: asyncio.Transport | None = None
         self.peer = "?"
         self.client_host = ""
-        self._pending: collections.deque[tuple[int, asyncio.Future[Response]]] = collections.deque()
+        # (correlation id, response, API name, loop.time() on arrival), in arrival order.
+        self._pending: collections.deque[tuple[int, asyncio.Future[Response], str, float]] = (
+            collections.deque()
+        )
         self._reading_paused = False
         self._writing_paused = False
         self._closed = False
@@ -67,11 +72,13 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
         self.client_host = f"/{peer[0]}" if peer else ""
         self.server.connections.add(self)
+        self.metrics.connection_opened()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
         self.server.connections.discard(self)
-        for _correlation_id, task in self._pending:
+        self.metrics.connection_closed()
+        for _correlation_id, task, _api_name, _received in self._pending:
             task.cancel()
         self._pending.clear()
 
@@ -79,6 +86,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         return self.reader.get_buffer(sizehint)
 
     def buffer_updated(self, nbytes: int) -> None:
+        self.metrics.bytes_received(nbytes)
         try:
             self.reader.buffer_updated(nbytes)
         except FramingError as error:
@@ -111,7 +119,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
             if header.api_key == API_VERSIONS_KEY:
                 # KIP-511: answer in v0 so the client learns our versions and downgrades.
                 body = api_versions_response(0, ErrorCode.unsupported_version)
-                self._enqueue_ready(header.correlation_id, body)
+                self._enqueue_ready(header.correlation_id, body, "ApiVersions")
                 return
             self.close(
                 f"unsupported api_key={header.api_key} version={header.api_version}"
@@ -124,14 +132,16 @@ class KafkaConnection(asyncio.BufferedProtocol):
         header = dataclasses.replace(header, client_host=self.client_host)
         api = APIS[header.api_key]
         coroutine = api.handler(self.ctx, header, request)
-        task = asyncio.get_running_loop().create_task(coroutine)
-        self._pending.append((header.correlation_id, task))
+        loop = asyncio.get_running_loop()
+        task = loop.create_task(coroutine)
+        self._pending.append((header.correlation_id, task, api.name, loop.time()))
         task.add_done_callback(self._on_done)
 
-    def _enqueue_ready(self, correlation_id: int, body: Response) -> None:
-        future: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
+    def _enqueue_ready(self, correlation_id: int, body: Response, api_name: str) -> None:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Response] = loop.create_future()
         future.set_result(body)
-        self._pending.append((correlation_id, future))
+        self._pending.append((correlation_id, future, api_name, loop.time()))
         self._write_ready()
 
     def _on_done(self, _task: asyncio.Task[Any]) -> None:
@@ -140,7 +150,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
     def _write_ready(self) -> None:
         pending = self._pending
         while pending and pending[0][1].done():
-            correlation_id, task = pending.popleft()
+            correlation_id, task, api_name, received = pending.popleft()
             if self._closed or task.cancelled():
                 continue
             error = task.exception()
@@ -152,12 +162,16 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 self.close("internal error")
                 return
             body = task.result()
+            self.metrics.request_handled(api_name, asyncio.get_running_loop().time() - received)
             if body is None or self.transport is None:
                 continue
             if isinstance(body, RawResponse):
                 self.transport.writelines(body.pieces)
+                self.metrics.bytes_sent(sum(len(piece) for piece in body.pieces))
             else:
-                self.transport.write(encode_response(correlation_id, body))
+                encoded = encode_response(correlation_id, body)
+                self.transport.write(encoded)
+                self.metrics.bytes_sent(len(encoded))
         self._update_reading()
 
     def _update_reading(self) -> None:
@@ -183,7 +197,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
 
     async def drain(self, timeout: float) -> None:
         """Wait for in-flight requests to finish and their responses to be written."""
-        tasks = [task for _cid, task in self._pending]
+        tasks = [task for _cid, task, _api_name, _received in self._pending]
         if tasks:
             await asyncio.wait(tasks, timeout=timeout)
         if self.transport is not None and not self._closed:
@@ -191,8 +205,9 @@ class KafkaConnection(asyncio.BufferedProtocol):
 
 
 class KafkaServer:
-    def __init__(self, ctx: BrokerContext, host: str, port: int) -> None:
+    def __init__(self, ctx: BrokerContext, host: str, port: int, metrics: BrokerMetrics) -> None:
         self.ctx = ctx
+        self.metrics = metrics
         self.host = host
         self.port = port
         self.connections: set[KafkaConnection] = set()

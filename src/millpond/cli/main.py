@@ -13,6 +13,11 @@ import typer
 # Typer 0.29 vendors click; its exceptions are what a usage error raises.
 from typer._click import exceptions as click_exceptions
 
+from millpond.cli import console
+from millpond.cli import groups
+from millpond.cli import topics
+from millpond.cli.errors import USAGE_ERROR
+from millpond.cli.errors import fail
 from millpond.config import BrokerConfig
 from millpond.config import ConfigError
 from millpond.config import parse_assignments
@@ -26,21 +31,18 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-USAGE_ERROR = 2
-
 
 @app.callback()
 def root() -> None:
     """Millpond: a Kafka-compatible broker in one Python process."""
 
 
-def fail(message: str, code: int = USAGE_ERROR) -> typer.Exit:
-    typer.echo(f"millpond: error: {message}", err=True)
-    return typer.Exit(code)
-
-
 def build_config(
-    config_file: Path | None, settings: list[str], listen: str | None, advertised: str | None
+    config_file: Path | None,
+    settings: list[str],
+    listen: str | None,
+    advertised: str | None,
+    http_listen: str | None = None,
 ) -> BrokerConfig:
     values: dict[str, str] = {}
     if config_file is not None:
@@ -50,6 +52,8 @@ def build_config(
         values["kafka.listen"] = listen
     if advertised is not None:
         values["advertised.listener"] = advertised
+    if http_listen is not None:
+        values["http.listen"] = http_listen
     return BrokerConfig(values)
 
 
@@ -65,6 +69,12 @@ def serve(
         str | None,
         typer.Option("--advertised-listener", help="HOST:PORT clients are told to use."),
     ] = None,
+    http_listen: Annotated[
+        str | None,
+        typer.Option(
+            "--http-listen", help="HOST:PORT for GET /health and /metrics (default 127.0.0.1:8080)."
+        ),
+    ] = None,
     config_file: Annotated[
         Path | None, typer.Option("--config", help="A properties file of broker configs.")
     ] = None,
@@ -75,7 +85,9 @@ def serve(
 ) -> None:
     """Run the broker on a local data directory until SIGTERM or Ctrl-C."""
     try:
-        config = build_config(config_file, settings or [], kafka_listen, advertised_listener)
+        config = build_config(
+            config_file, settings or [], kafka_listen, advertised_listener, http_listen
+        )
     except ConfigError as error:
         raise fail(str(error)) from None
     logging.basicConfig(
@@ -93,6 +105,12 @@ def serve(
         raise fail(f"cannot start: {error}", 1) from None
     except ValueError as error:
         raise fail(f"cannot start: {error}", 1) from None
+
+
+app.add_typer(topics.app, name="topics")
+app.add_typer(groups.app, name="groups")
+app.command("produce")(console.produce)
+app.command("consume")(console.consume)
 
 
 def main() -> None:

@@ -7,7 +7,10 @@
         00000000000000052817.log / .index / .timeindex
         log-start-offset.checkpoint      b"0\\n<log start offset>\\n"   (format version, value)
         recovery-point.checkpoint        b"0\\n<recovery point>\\n"
+        cleaner-offset.checkpoint        b"0\\n<first dirty offset>\\n"  (compacted topics)
         <checkpoint name>.tmp            a checkpoint being replaced (removed on open)
+        <segment file>.cleaned           a segment the cleaner is writing (removed on open)
+        <segment file>.swap              a cleaned segment committed to replace old ones
 
 Checkpoints are replaced atomically: write the temp file, fsync it, rename it over the old
 one, fsync the directory. A missing or unreadable checkpoint reads as 0, which only costs
@@ -24,7 +27,24 @@ Fd lifetime. A FlushJob may hold the fds of a segment that retention or DeleteRe
 removes while the fdatasync runs. Such a segment's files are unlinked at once, but its fds
 are closed only once no flush job is in flight (at the last `complete_flush` or
 `abort_flush`, or at `close`).
-Rolled segments keep their fds, as they stay readable.
+Rolled segments keep their fds, as they stay readable. A CleanJob (see cleaner.py) pins
+fds the same way: segments deleted or replaced while one is out are closed when it ends.
+
+Compaction swaps segments without readers ever seeing a half-cleaned one. The cleaner writes
+each replacement segment (one per group of adjacent old segments, named by the group's first
+base offset) as `<name>.cleaned` files and fsyncs them; `finish_clean` then renames them to
+`.swap` (indexes first, `.log` last) and fsyncs the directory: a `.log.swap` is the commit
+point. It then replaces the segment objects in one step, unlinks the old segments' files,
+fsyncs the directory again and renames each `.swap` to its plain name (made durable by the
+next flush: until then a crash finds the `.swap`). That is two directory fsyncs and one
+checkpoint write on the event loop per clean. `open` finishes what a crash interrupted: it deletes
+`.cleaned` files, and for each `.log.swap` (ascending) deletes every segment whose base
+offset lies in [its base offset, its next offset), which are exactly the old segments whose
+records it holds, then renames it into place; `.swap` indexes without their `.log` are
+leftovers of an uncommitted rename and go. An old segment left over past the swap's last
+offset (all its records were cleaned away) only brings back superseded records at their
+own offsets: nothing is lost or duplicated. Cleaned segments lie wholly below the persisted
+recovery point, so an unclean open never re-validates their offset holes.
 
 The recovery point is kept in memory and written to its checkpoint when a completed flush
 carries it past a segment boundary (so a crash rescans at most about one segment plus the
@@ -39,6 +59,7 @@ import os
 import re
 import shutil
 from collections.abc import Callable
+from collections.abc import Iterable
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +67,13 @@ from pathlib import Path
 from millpond.clock import Clock
 from millpond.protocol.records import BatchHeader
 from millpond.protocol.records import set_base_offset
+from millpond.storage.cleaner import CLEANED_SUFFIX
+from millpond.storage.cleaner import SWAP_SUFFIX
+from millpond.storage.cleaner import CleanerConfig
+from millpond.storage.cleaner import CleanJob
+from millpond.storage.cleaner import CleanResult
+from millpond.storage.cleaner import plan_clean
+from millpond.storage.files import fsync_directory
 from millpond.storage.index import MAX_POSITION
 from millpond.storage.index import MAX_RELATIVE_OFFSET
 from millpond.storage.segment import LOG_SUFFIX
@@ -55,6 +83,7 @@ from millpond.storage.segment import segment_file_name
 
 LOG_START_OFFSET_CHECKPOINT = "log-start-offset.checkpoint"
 RECOVERY_POINT_CHECKPOINT = "recovery-point.checkpoint"
+CLEANER_OFFSET_CHECKPOINT = "cleaner-offset.checkpoint"
 _CHECKPOINT_VERSION = 0
 _SEGMENT_FILE = re.compile(r"^(\d{20})(\.log|\.index|\.timeindex)$")
 
@@ -144,6 +173,7 @@ class Log:
         log_start_offset: int,
         recovery_point: int,
         directory_fd: int,
+        cleaner_checkpoint: int = 0,
     ) -> None:
         """Use `Log.open`."""
         self.config = config
@@ -162,6 +192,8 @@ class Log:
         self._deleted_awaiting_close: list[LogSegment] = []
         self._delete_pending = False
         self._closed = False
+        self._clean_job: CleanJob | None = None
+        self._cleaner_checkpoint = cleaner_checkpoint
 
     # --- opening and recovery ---------------------------------------------------------------
 
@@ -175,11 +207,15 @@ class Log:
         segment holding it and of all later ones, cut the log at the first torn or corrupt
         batch (deleting any later segments) and rebuild their indexes. Either way a segment
         with a missing or inconsistent index is recovered too. `recovery_truncated_bytes`
-        says how much was cut off.
+        says how much was cut off. A clean interrupted by a crash is finished or discarded
+        first (see the module notes).
         """
         directory.mkdir(parents=True, exist_ok=True)
-        for name in (LOG_START_OFFSET_CHECKPOINT, RECOVERY_POINT_CHECKPOINT):
+        for name in (
+            LOG_START_OFFSET_CHECKPOINT, RECOVERY_POINT_CHECKPOINT, CLEANER_OFFSET_CHECKPOINT
+        ):  # fmt: skip
             (directory / (name + ".tmp")).unlink(missing_ok=True)
+        _complete_interrupted_swaps(directory, config, clock.wall_ms())
         files: dict[int, set[str]] = {}
         for path in directory.iterdir():
             match = _SEGMENT_FILE.match(path.name)
@@ -201,6 +237,7 @@ class Log:
         log = cls(
             directory, config, clock, segments, checkpointed_start or 0,
             checkpointed_recovery or 0, directory_fd,
+            _read_checkpoint(directory / CLEANER_OFFSET_CHECKPOINT) or 0,
         )  # fmt: skip
         log._load(clean_shutdown=clean_shutdown)
         if log._log_start_offset != checkpointed_start:
@@ -224,11 +261,16 @@ class Log:
             following = segments[index + 1 :]
             # Offsets run on across segments: if this one now stops short of the next one's
             # base offset, the file lost its tail to the crash and the later segments hang
-            # past a hole, so they go too. (Only an unclean open checks this, leaving room
-            # for the gaps a cleaner may leave between flushed segments.)
+            # past a hole, so they go too. (Only an unclean open checks this, and only from
+            # the segment holding the recovery point: the ones before it were flushed whole,
+            # and the holes the cleaner leaves are all there.)
             if following and (
                 truncated
-                or (not clean_shutdown and following[0].base_offset != segment.next_offset)
+                or (
+                    not clean_shutdown
+                    and index >= recover_from
+                    and following[0].base_offset != segment.next_offset
+                )
             ):
                 for later in following:
                     self.recovery_truncated_bytes += later.size
@@ -376,7 +418,9 @@ class Log:
             raise OffsetOutOfRangeError(offset, self._log_start_offset, self.log_end_offset)
 
     def read(self, offset: int, max_bytes: int, *, min_one_batch: bool = True) -> bytes:
-        """Whole stored batches, starting with the one that holds `offset`, from one segment,
+        """Whole stored batches, starting with the first whose last offset is >= `offset` (the
+        one holding it, or after compaction possibly a later one, or one whose remaining
+        records all lie below it: batches keep their offset span), from one segment,
         at most `max_bytes` of them; if the first batch alone is larger, that batch anyway when
         `min_one_batch` (KIP-74), else b"". b"" at log_end_offset.
 
@@ -475,8 +519,10 @@ class Log:
 
     def _delete_oldest_while(self, predicate: Callable[[LogSegment], bool]) -> int:
         count = 0
+        active = self._segments[-1]
         for segment in self._segments:
-            if not segment.size or not predicate(segment):
+            # An inactive segment may be empty once the cleaner removed all its records.
+            if (segment is active and not segment.size) or not predicate(segment):
                 break
             count += 1
         if count == len(self._segments):
@@ -492,15 +538,116 @@ class Log:
         del self._segments[:count]
         for segment in doomed:
             segment.unlink_files()
-            if self._flushes_in_flight:
-                self._deleted_awaiting_close.append(segment)
-            else:
-                segment.close_files()
+            self._retire(segment)
         self._mark_directory_changed()
         start = self._segments[0].base_offset
         if start > self._log_start_offset:
             self._log_start_offset = start
             self._write_checkpoint(LOG_START_OFFSET_CHECKPOINT, start)
+
+    # --- compaction -------------------------------------------------------------------------
+
+    @property
+    def cleaner_checkpoint(self) -> int:
+        """The first dirty offset: everything below it was compacted by an earlier clean."""
+        return self._cleaner_checkpoint
+
+    @property
+    def cleaning(self) -> bool:
+        """Whether a CleanJob is out."""
+        return self._clean_job is not None
+
+    def begin_clean(self, now_ms: int, config: CleanerConfig) -> CleanJob | None:
+        """Start compacting the inactive segments (see cleaner.py for the rules): pin them,
+        create the empty `.cleaned` output segments and return the job for `build_cleaned`;
+        None if a clean is already out, the log is closed or nothing is due.
+
+        Every CleanJob must end in `finish_clean` or `abort_clean`. Raises OSError if the
+        output files cannot be created (none are left behind).
+        """
+        if self._closed or self._delete_pending or self._clean_job is not None:
+            return None
+        plan = plan_clean(
+            self._segments,
+            first_dirty_offset=max(self._cleaner_checkpoint, self._log_start_offset),
+            recovery_point=self._persisted_recovery_point,
+            now_ms=now_ms,
+            config=config,
+            segment_bytes=self.config.segment_bytes,
+        )
+        if plan is None:
+            return None
+        outputs: list[LogSegment] = []
+        try:
+            for group in plan.groups:
+                created_ms = min(segment.created_ms for segment in group)
+                outputs.append(
+                    LogSegment.create(
+                        self.directory, group[0].base_offset, created_ms, CLEANED_SUFFIX
+                    )
+                )
+        except OSError:
+            _discard_segments(outputs)
+            raise
+        job = CleanJob(plan, tuple(outputs), now_ms, config, self.config.index_interval_bytes)
+        self._clean_job = job
+        return job
+
+    def abort_clean(self, job: CleanJob) -> None:
+        """Forget `job` (its build failed or was cancelled; it no longer runs): delete its
+        output files and release the segments it pinned."""
+        if self._clean_job is not job:
+            return
+        self._clean_job = None
+        _discard_segments(job.outputs)
+        self._release_fds()
+
+    def finish_clean(self, result: CleanResult) -> bool:
+        """Swap the cleaned segments of a finished `build_cleaned` in for the ones they
+        replace (see the module notes for the order of renames), and move the cleaner
+        checkpoint to the cleaning point. Returns False, discarding the result, if the log
+        changed under the job (retention or DeleteRecords deleted some of its segments, or
+        the log was closed or deleted). Raises OSError if a rename or fsync fails; before
+        the commit point the old segments then stay, after it `open` finishes the swap.
+        """
+        job = result.job
+        if self._clean_job is not job:
+            raise ValueError("finish_clean of a job this log did not begin or already ended")
+        self._clean_job = None
+        old = job.segments
+        count = len(old)
+        unchanged = len(self._segments) > count and all(
+            current is segment for current, segment in zip(self._segments, old, strict=False)
+        )
+        if self._closed or self._delete_pending or not unchanged:
+            _discard_segments(job.outputs)
+            self._release_fds()
+            return False
+        try:
+            for output in job.outputs:
+                output.rename_files(SWAP_SUFFIX)
+            os.fsync(self._directory_fd)
+        except OSError:
+            _discard_segments(job.outputs)
+            self._release_fds()
+            raise
+        self._segments[:count] = job.outputs
+        try:
+            for segment in old:
+                segment.unlink_files()
+            # Durable before any plain name reappears: else a crash could keep a renamed
+            # segment next to an old one it replaced, their offsets overlapping.
+            os.fsync(self._directory_fd)
+            for output in job.outputs:
+                output.rename_files("")
+        finally:
+            for segment in old:
+                self._retire(segment)
+            self._mark_directory_changed()
+            self._release_fds()
+        self._cleaner_checkpoint = job.plan.end_offset
+        self._write_checkpoint(CLEANER_OFFSET_CHECKPOINT, job.plan.end_offset)
+        return True
 
     # --- durability -------------------------------------------------------------------------
 
@@ -566,13 +713,30 @@ class Log:
 
     def _end_flush(self) -> None:
         self._flushes_in_flight -= 1
-        if not self._flushes_in_flight:
-            if self._delete_pending:
+        self._release_fds()
+
+    def _fds_in_use(self) -> bool:
+        """Whether a FlushJob or a CleanJob may be using fds in another thread."""
+        return bool(self._flushes_in_flight) or self._clean_job is not None
+
+    def _retire(self, segment: LogSegment) -> None:
+        """Close a segment gone from the log now, or once no job holds its fds."""
+        if self._fds_in_use():
+            self._deleted_awaiting_close.append(segment)
+        else:
+            segment.close_files()
+
+    def _release_fds(self) -> None:
+        """A job ended: close what waited for the last one (everything after `delete`)."""
+        if self._fds_in_use():
+            return
+        if self._delete_pending:
+            if not self._closed:
                 self._close_files()
-                return
-            for segment in self._deleted_awaiting_close:
-                segment.close_files()
-            self._deleted_awaiting_close.clear()
+            return
+        for segment in self._deleted_awaiting_close:
+            segment.close_files()
+        self._deleted_awaiting_close.clear()
 
     def flush(self) -> None:
         """prepare_flush (active indexes included), fdatasync and complete_flush, synchronously."""
@@ -606,8 +770,9 @@ class Log:
     # --- closing ----------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Flush, persist the recovery point and close every fd. Call with no FlushJob in
-        flight (await the running one first). The next open may pass clean_shutdown=True."""
+        """Flush, persist the recovery point and close every fd. Call with no FlushJob or
+        CleanJob in flight (await the running ones first: a cancelled `LogCleaner.clean`
+        aborts its job before it returns). The next open may pass clean_shutdown=True."""
         if self._closed:
             return
         active = self._segments[-1]
@@ -628,18 +793,60 @@ class Log:
 
     def close_without_flush(self) -> None:
         """Close every fd, flushing nothing (a log about to be removed)."""
-        if not self._closed and not self._flushes_in_flight:
+        if not self._closed and not self._fds_in_use():
             self._close_files()
 
     def delete(self) -> None:
         """Remove the whole directory (topic deletion) and close every fd without flushing.
 
-        If a group-commit round still holds this log's fds, they are closed when it ends
-        (complete_flush or abort_flush), never under a running fdatasync.
+        If a group-commit round or a clean still holds this log's fds, they are closed when
+        it ends (complete_flush, abort_flush, finish_clean, abort_clean), never under a
+        running fdatasync or cleaner thread.
         """
         if not self._closed:
-            if self._flushes_in_flight:
+            if self._fds_in_use():
                 self._delete_pending = True
             else:
                 self._close_files()  # first: removing a tree needs descriptors of its own
         shutil.rmtree(self.directory)
+
+
+def _discard_segments(segments: Iterable[LogSegment]) -> None:
+    """Close and delete segments that never joined a log (a clean's outputs)."""
+    for segment in segments:
+        segment.close_files()
+        segment.unlink_files()
+
+
+def _complete_interrupted_swaps(directory: Path, config: LogConfig, now: int) -> None:
+    """Finish the segment swaps a crash interrupted, and delete uncommitted cleaner files."""
+    swaps: list[int] = []
+    for path in directory.iterdir():
+        if path.name.endswith(CLEANED_SUFFIX):
+            path.unlink()
+        elif path.name.endswith(LOG_SUFFIX + SWAP_SUFFIX):
+            match = _SEGMENT_FILE.match(path.name.removesuffix(SWAP_SUFFIX))
+            if match:
+                swaps.append(int(match.group(1)))
+    changed = False
+    for base_offset in sorted(swaps):
+        swapped = LogSegment.load(directory, base_offset, now, SWAP_SUFFIX)
+        try:
+            if swapped.needs_recovery:
+                swapped.recover(config.index_interval_bytes)
+                for fd in swapped.fds:
+                    os.fdatasync(fd)
+            for path in directory.iterdir():
+                match = _SEGMENT_FILE.match(path.name)
+                if match and base_offset <= int(match.group(1)) < swapped.next_offset:
+                    path.unlink()
+            swapped.rename_files("")
+        finally:
+            swapped.close_files()
+        changed = True
+    for path in directory.iterdir():
+        if path.name.endswith(SWAP_SUFFIX):  # an index renamed before a crash, its .log not
+            path.unlink()
+            changed = True
+    if changed:
+        fsync_directory(directory)

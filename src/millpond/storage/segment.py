@@ -12,6 +12,9 @@
     <base offset, 20 digits>.index      OffsetIndex (see index.py)
     <base offset, 20 digits>.timeindex  TimeIndex (see index.py)
 
+The log cleaner writes a replacement segment under the same names plus `.cleaned`, then
+renames it to `.swap` and finally to the plain names (see log.py).
+
 A segment only ever holds whole batches with increasing offsets, all at or above its base
 offset; only a crash can leave a torn or corrupt tail, which `recover` cuts off. Reads go
 through os.pread on the segment's fd, so a read copies the bytes once and never builds
@@ -75,15 +78,19 @@ class LogSegment:
     `needs_recovery` (set by `load` when the indexes or the tail cannot be trusted).
     """
 
-    def __init__(self, directory: Path, base_offset: int, created_ms: int) -> None:
+    def __init__(
+        self, directory: Path, base_offset: int, created_ms: int, file_suffix: str = ""
+    ) -> None:
         self.base_offset = base_offset
-        self.log_path = directory / segment_file_name(base_offset, LOG_SUFFIX)
+        self.file_suffix = file_suffix
+        self.log_path = directory / (segment_file_name(base_offset, LOG_SUFFIX) + file_suffix)
         self.fd = os.open(self.log_path, os.O_RDWR | os.O_CREAT, 0o644)
         self.offset_index = OffsetIndex(
-            directory / segment_file_name(base_offset, INDEX_SUFFIX), base_offset
+            directory / (segment_file_name(base_offset, INDEX_SUFFIX) + file_suffix), base_offset
         )
         self.time_index = TimeIndex(
-            directory / segment_file_name(base_offset, TIME_INDEX_SUFFIX), base_offset
+            directory / (segment_file_name(base_offset, TIME_INDEX_SUFFIX) + file_suffix),
+            base_offset,
         )
         self.created_ms = created_ms
         self.size = os.fstat(self.fd).st_size
@@ -99,14 +106,23 @@ class LogSegment:
         self.indexes_flushed_sequence = 0
 
     @classmethod
-    def create(cls, directory: Path, base_offset: int, created_ms: int) -> LogSegment:
-        """A new empty segment; stale files with the same base offset are removed first."""
+    def create(
+        cls, directory: Path, base_offset: int, created_ms: int, file_suffix: str = ""
+    ) -> LogSegment:
+        """A new empty segment; stale files with the same names are removed first.
+
+        `file_suffix` is appended to each file name (the cleaner writes `.log.cleaned` and
+        friends, which a log never lists as segments)."""
         for suffix in (LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX):
-            (directory / segment_file_name(base_offset, suffix)).unlink(missing_ok=True)
-        return cls(directory, base_offset, created_ms)
+            (directory / (segment_file_name(base_offset, suffix) + file_suffix)).unlink(
+                missing_ok=True
+            )
+        return cls(directory, base_offset, created_ms, file_suffix)
 
     @classmethod
-    def load(cls, directory: Path, base_offset: int, created_ms: int) -> LogSegment:
+    def load(
+        cls, directory: Path, base_offset: int, created_ms: int, file_suffix: str = ""
+    ) -> LogSegment:
         """Open an existing segment trusting its files, without reading the whole log.
 
         Loads both indexes, checks them for sanity (whole entries, increasing, last offset
@@ -114,7 +130,7 @@ class LogSegment:
         the last offset index entry to find `next_offset`. Sets `needs_recovery` when any of
         that fails, or when an index is missing for a non-empty log.
         """
-        segment = cls(directory, base_offset, created_ms)
+        segment = cls(directory, base_offset, created_ms, file_suffix)
         segment.needs_recovery = not segment._load_state()
         return segment
 
@@ -394,3 +410,22 @@ class LogSegment:
         self.log_path.unlink(missing_ok=True)
         self.offset_index.path.unlink(missing_ok=True)
         self.time_index.path.unlink(missing_ok=True)
+
+    def rename_files(self, file_suffix: str) -> None:
+        """Rename the three files to carry `file_suffix` ("" for the segment's own names);
+        the fds stay open. The indexes go first, so a `.log` under the new name implies its
+        indexes were renamed too (what a crash in between can leave is a `.log` under the old
+        name with indexes under the new, which recovery treats as a missing index)."""
+        for holder in (self.offset_index, self.time_index):
+            target = _with_suffix(holder.path, self.file_suffix, file_suffix)
+            holder.path.replace(target)
+            holder.path = target
+        target = _with_suffix(self.log_path, self.file_suffix, file_suffix)
+        self.log_path.replace(target)
+        self.log_path = target
+        self.file_suffix = file_suffix
+
+
+def _with_suffix(path: Path, old: str, new: str) -> Path:
+    name = path.name.removesuffix(old) if old else path.name
+    return path.with_name(name + new)

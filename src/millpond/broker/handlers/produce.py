@@ -24,6 +24,7 @@ from millpond.protocol.produce_response import encode_produce_response
 from millpond.protocol.records import InvalidRecordError
 from millpond.protocol.records import iter_batches
 from millpond.protocol.records import set_log_append_time
+from millpond.storage.cleaner import batch_has_null_key
 from millpond.storage.log import Log
 from millpond.storage.log_manager import Partition
 from millpond.storage.log_manager import topic_name_problem
@@ -88,6 +89,16 @@ def append_to_partition(
         return PartitionResult(
             ErrorCode.invalid_txn_state, message="transactions are not supported by this broker"
         )
+    if partition.topic.config.compacted:
+        try:
+            null_key = batch_has_null_key(buffer, batch)
+        except InvalidRecordError as error:
+            return PartitionResult(ErrorCode.corrupt_message, message=str(error))
+        if null_key:
+            return PartitionResult(
+                ErrorCode.invalid_record,
+                message="Compacted topic cannot accept message without key",
+            )
     check = partition.producer_state.check(batch)
     if isinstance(check, Reject):
         return PartitionResult(check.error_code, log_start_offset=log.log_start_offset)
