@@ -15,6 +15,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from confluent_kafka import Consumer
 from confluent_kafka import Producer
+from confluent_kafka import TopicPartition
 from kafka import KafkaConsumer
 
 from tests.compat.test_confluent_kafka import create_topic
@@ -273,3 +274,73 @@ def test_subscribe_commit_resume_and_replay(groups_broker: BrokerProcess, read: 
     assert sorted(resumed) == sorted(second), "resumed from the committed offsets"
     replay = read(groups_broker.bootstrap, "newcomers", len(first) + len(second))
     assert sorted(replay) == sorted(first + second), "a new group replays everything"
+
+
+def test_cooperative_sticky_members_share_partitions(groups_broker: BrokerProcess) -> None:
+    bootstrap = groups_broker.bootstrap
+    create_topic(bootstrap, "sticky", 4)
+    strategy = {"partition.assignment.strategy": "cooperative-sticky"}
+    first = confluent_consumer(bootstrap, "stickies", **strategy)
+    first.subscribe(["sticky"])
+    wait_for_assignment([first], 4)
+    second = confluent_consumer(bootstrap, "stickies", **strategy)
+    second.subscribe(["sticky"])
+    wait_for_assignment([first, second], 4)
+    owned = [{tp.partition for tp in c.assignment()} for c in (first, second)]
+    assert owned[0] | owned[1] == set(range(4)) and not owned[0] & owned[1]
+    sent = produce(bootstrap, "sticky", 0, 80)
+    received: list[bytes] = []
+    deadline = time.monotonic() + 30
+    while len(received) < len(sent) and time.monotonic() < deadline:
+        for consumer in (first, second):
+            message = consumer.poll(0.1)
+            if message is not None and message.error() is None:
+                received.append(message.value())
+    assert sorted(received) == sorted(sent)
+    second.close()
+    first.close()
+
+
+def test_static_member_comes_back_to_its_partitions(groups_broker: BrokerProcess) -> None:
+    bootstrap = groups_broker.bootstrap
+    create_topic(bootstrap, "static", 4)
+
+    def member(instance: str) -> Consumer:
+        consumer = confluent_consumer(
+            bootstrap, "statics", **{"group.instance.id": instance, "session.timeout.ms": 20000}
+        )
+        consumer.subscribe(["static"])
+        return consumer
+
+    a, b = member("host-a"), member("host-b")
+    wait_for_assignment([a, b], 4)
+    owned_by_b = {tp.partition for tp in b.assignment()}
+    b.close()  # a static member sends no LeaveGroup: its partitions wait for it
+    quiet_until = time.monotonic() + 2
+    while time.monotonic() < quiet_until:
+        a.poll(0.1)
+    assert len(a.assignment()) == 2, "no rebalance when a static member goes away briefly"
+    b = member("host-b")
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and not b.assignment():
+        b.poll(0.2)
+        a.poll(0.05)
+    assert {tp.partition for tp in b.assignment()} == owned_by_b
+    a.close()
+    b.close()
+
+
+def test_standalone_commits_for_assigned_consumers(groups_broker: BrokerProcess) -> None:
+    bootstrap = groups_broker.bootstrap
+    create_topic(bootstrap, "standalone", 2)
+    consumer = confluent_consumer(bootstrap, "assigners")
+    consumer.assign([TopicPartition("standalone", 0), TopicPartition("standalone", 1)])
+    consumer.commit(
+        offsets=[TopicPartition("standalone", 0, 5), TopicPartition("standalone", 1, 7)],
+        asynchronous=False,
+    )
+    committed = consumer.committed(
+        [TopicPartition("standalone", 0), TopicPartition("standalone", 1)], timeout=10
+    )
+    assert [tp.offset for tp in committed] == [5, 7]
+    consumer.close()
