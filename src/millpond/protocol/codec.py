@@ -29,6 +29,8 @@ from kio.serial import entity_writer
 from kio.serial.errors import BufferUnderflow
 from kio.static.protocol import Entity
 
+from millpond.protocol.varint import read_uvarint
+
 API_VERSIONS_KEY = 18
 
 _HEADER_FIXED = struct.Struct(">hhih")
@@ -112,30 +114,17 @@ def _writer(entity: type[Entity]) -> Any:
 
 
 def _skip_tagged_fields(frame: bytes | bytearray | memoryview, offset: int) -> int:
-    count, offset = _read_uvarint(frame, offset)
-    for _ in range(count):
-        _tag, offset = _read_uvarint(frame, offset)
-        size, offset = _read_uvarint(frame, offset)
-        offset += size
-        if offset > len(frame):
-            raise ProtocolError("tagged field runs past the end of the request")
+    try:
+        count, offset = read_uvarint(frame, offset)
+        for _ in range(count):
+            _tag, offset = read_uvarint(frame, offset)
+            size, offset = read_uvarint(frame, offset)
+            offset += size
+    except (IndexError, ValueError) as error:
+        raise ProtocolError(f"malformed tagged fields: {error}") from error
+    if offset > len(frame):
+        raise ProtocolError("tagged field runs past the end of the request")
     return offset
-
-
-def _read_uvarint(frame: bytes | bytearray | memoryview, offset: int) -> tuple[int, int]:
-    value = 0
-    shift = 0
-    while True:
-        if offset >= len(frame):
-            raise ProtocolError("truncated varint")
-        byte = frame[offset]
-        offset += 1
-        value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return value, offset
-        shift += 7
-        if shift > 28:
-            raise ProtocolError("varint too long")
 
 
 def decode_request(

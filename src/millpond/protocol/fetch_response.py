@@ -31,6 +31,8 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from millpond.protocol.varint import encode_uvarint
+
 FLEXIBLE_FROM = 12
 
 _INT16 = struct.Struct(">h")
@@ -54,24 +56,15 @@ class FetchedPartition:
     preferred_read_replica: int = -1
 
 
-def _uvarint(value: int) -> bytes:
-    out = bytearray()
-    while value >= 0x80:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
 def _string(value: str, flexible: bool) -> bytes:
     encoded = value.encode()
     if flexible:
-        return _uvarint(len(encoded) + 1) + encoded
+        return encode_uvarint(len(encoded) + 1) + encoded
     return _INT16.pack(len(encoded)) + encoded
 
 
 def _array_length(count: int, flexible: bool) -> bytes:
-    return _uvarint(count + 1) if flexible else _INT32.pack(count)
+    return encode_uvarint(count + 1) if flexible else _INT32.pack(count)
 
 
 def encode_fetch_response(
@@ -119,7 +112,7 @@ def encode_fetch_response(
                 head += _NULL_COMPACT if flexible else _NULL_ARRAY_LEGACY
             else:
                 size = len(records)
-                head += _uvarint(size + 1) if flexible else _INT32.pack(size)
+                head += encode_uvarint(size + 1) if flexible else _INT32.pack(size)
                 if size:
                     pieces.append(bytes(head))
                     pieces.append(records)

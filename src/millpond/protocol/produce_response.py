@@ -26,6 +26,8 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from millpond.protocol.varint import encode_uvarint
+
 FLEXIBLE_FROM = 9
 
 _INT16 = struct.Struct(">h")
@@ -44,17 +46,8 @@ class ProducedPartition:
     error_message: str | None = None
 
 
-def _uvarint(value: int) -> bytes:
-    out = bytearray()
-    while value >= 0x80:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
 def _length(count: int, flexible: bool) -> bytes:
-    return _uvarint(count + 1) if flexible else _INT32.pack(count)
+    return encode_uvarint(count + 1) if flexible else _INT32.pack(count)
 
 
 def _string(value: str | None, flexible: bool) -> bytes:
@@ -62,7 +55,7 @@ def _string(value: str | None, flexible: bool) -> bytes:
         return b"\x00" if flexible else _INT16.pack(-1)
     encoded = value.encode()
     if flexible:
-        return _uvarint(len(encoded) + 1) + encoded
+        return encode_uvarint(len(encoded) + 1) + encoded
     return _INT16.pack(len(encoded)) + encoded
 
 

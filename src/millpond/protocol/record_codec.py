@@ -33,6 +33,8 @@ from crc32c import crc32c
 from millpond.protocol.records import BATCH_HEADER_SIZE
 from millpond.protocol.records import BatchHeader
 from millpond.protocol.records import InvalidRecordError
+from millpond.protocol.varint import encode_varint
+from millpond.protocol.varint import read_varint
 
 COMPRESSION_NONE = 0
 COMPRESSION_GZIP = 1
@@ -64,25 +66,8 @@ class NewRecord:
     headers: tuple[tuple[str, bytes | None], ...] = field(default=())
 
 
-def _read_varint(data: bytes | memoryview, position: int) -> tuple[int, int]:
-    """Zigzag varint/varlong at `position`: (value, next position)."""
-    raw = 0
-    shift = 0
-    while True:
-        if position >= len(data):
-            raise InvalidRecordError("truncated varint in record")
-        byte = data[position]
-        position += 1
-        raw |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return (raw >> 1) ^ -(raw & 1), position
-        shift += 7
-        if shift > 63:
-            raise InvalidRecordError("varint too long in record")
-
-
 def _read_bytes(data: bytes | memoryview, position: int) -> tuple[bytes | None, int]:
-    length, position = _read_varint(data, position)
+    length, position = read_varint(data, position)
     if length < 0:
         return None, position
     end = position + length
@@ -140,44 +125,45 @@ def iter_records(buffer: bytes | bytearray | memoryview, header: BatchHeader) ->
     area = decompress(header.attributes & _CODEC_MASK, memoryview(buffer)[start:end])
     position = 0
     for _ in range(header.records_count):
-        length, position = _read_varint(area, position)
-        record_end = position + length
-        if length < 0 or record_end > len(area):
-            raise InvalidRecordError("record runs past the end of the batch")
-        position += 1  # attributes
-        timestamp_delta, position = _read_varint(area, position)
-        offset_delta, position = _read_varint(area, position)
-        key, position = _read_bytes(area, position)
-        value, position = _read_bytes(area, position)
-        count, position = _read_varint(area, position)
-        headers = []
-        for _ in range(count):
-            name, position = _read_bytes(area, position)
-            header_value, position = _read_bytes(area, position)
-            headers.append(((name or b"").decode(errors="replace"), header_value))
-        if position != record_end:
-            raise InvalidRecordError("record length disagrees with its fields")
-        yield Record(
-            header.base_offset + offset_delta,
-            header.base_timestamp + timestamp_delta,
-            key,
-            value,
-            tuple(headers),
-        )
+        try:
+            record, position = _decode_record(area, position, header)
+        except InvalidRecordError:
+            raise
+        except (IndexError, ValueError) as error:
+            raise InvalidRecordError(f"record does not parse: {error}") from error
+        yield record
 
 
-def _varint(value: int) -> bytes:
-    raw = (value << 1) ^ (value >> 63)
-    out = bytearray()
-    while raw >= 0x80:
-        out.append((raw & 0x7F) | 0x80)
-        raw >>= 7
-    out.append(raw)
-    return bytes(out)
+def _decode_record(area: bytes, position: int, header: BatchHeader) -> tuple[Record, int]:
+    length, position = read_varint(area, position)
+    record_end = position + length
+    if length < 0 or record_end > len(area):
+        raise InvalidRecordError("record runs past the end of the batch")
+    position += 1  # attributes
+    timestamp_delta, position = read_varint(area, position)
+    offset_delta, position = read_varint(area, position)
+    key, position = _read_bytes(area, position)
+    value, position = _read_bytes(area, position)
+    count, position = read_varint(area, position)
+    headers = []
+    for _ in range(count):
+        name, position = _read_bytes(area, position)
+        header_value, position = _read_bytes(area, position)
+        headers.append(((name or b"").decode(errors="replace"), header_value))
+    if position != record_end:
+        raise InvalidRecordError("record length disagrees with its fields")
+    record = Record(
+        header.base_offset + offset_delta,
+        header.base_timestamp + timestamp_delta,
+        key,
+        value,
+        tuple(headers),
+    )
+    return record, position
 
 
 def _field(value: bytes | None) -> bytes:
-    return _varint(-1) if value is None else _varint(len(value)) + value
+    return encode_varint(-1) if value is None else encode_varint(len(value)) + value
 
 
 def encode_batch(
@@ -205,14 +191,14 @@ def encode_batch(
     for delta, record in zip(deltas, records, strict=True):
         encoded = (
             b"\x00"
-            + _varint(record.timestamp - base_timestamp)
-            + _varint(delta)
+            + encode_varint(record.timestamp - base_timestamp)
+            + encode_varint(delta)
             + _field(record.key)
             + _field(record.value)
-            + _varint(len(record.headers))
+            + encode_varint(len(record.headers))
             + b"".join(_field(name.encode()) + _field(value) for name, value in record.headers)
         )
-        body += _varint(len(encoded)) + encoded
+        body += encode_varint(len(encoded)) + encoded
     payload = compress(compression, bytes(body))
     attributes = compression | (0x08 if log_append_time else 0)
     max_timestamp = max(record.timestamp for record in records)

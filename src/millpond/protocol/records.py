@@ -29,6 +29,8 @@ from dataclasses import dataclass
 
 from crc32c import crc32c
 
+from millpond.protocol.varint import read_varint
+
 BATCH_HEADER_SIZE = 61
 LOG_OVERHEAD = 12  # base_offset + batch_length: the part that precedes batch_length's count
 MAGIC_OFFSET = 16
@@ -181,21 +183,6 @@ def set_log_append_time(buffer: bytearray | memoryview, header: BatchHeader, now
     _CRC.pack_into(buffer, position + CRC_OFFSET, crc)
 
 
-def _read_varint(buffer: bytes | bytearray | memoryview, position: int) -> tuple[int, int]:
-    """A zigzag varint/varlong and the position after it."""
-    raw = 0
-    shift = 0
-    while True:
-        byte = buffer[position]
-        position += 1
-        raw |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return (raw >> 1) ^ -(raw & 1), position
-        shift += 7
-        if shift > 63:
-            raise InvalidRecordError("varint longer than 10 bytes")
-
-
 def iter_record_offsets_and_timestamps(
     buffer: bytes | bytearray | memoryview, header: BatchHeader
 ) -> Iterator[tuple[int, int]]:
@@ -212,12 +199,12 @@ def iter_record_offsets_and_timestamps(
     end = header.position + header.size
     try:
         for _ in range(header.records_count):
-            length, body = _read_varint(buffer, position)
+            length, body = read_varint(buffer, position)
             if length < 0 or body + length > end:
                 raise InvalidRecordError("record runs past the end of its batch")
-            timestamp_delta, after = _read_varint(buffer, body + 1)  # + 1: attributes
-            offset_delta, _ = _read_varint(buffer, after)
+            timestamp_delta, after = read_varint(buffer, body + 1)  # + 1: attributes
+            offset_delta, _ = read_varint(buffer, after)
             yield header.base_offset + offset_delta, header.base_timestamp + timestamp_delta
             position = body + length
-    except IndexError as error:
-        raise InvalidRecordError("record runs past the end of its buffer") from error
+    except (IndexError, ValueError) as error:
+        raise InvalidRecordError(f"record does not parse: {error}") from error
