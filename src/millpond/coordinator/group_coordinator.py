@@ -824,6 +824,18 @@ class GroupCoordinator:
             if group is not None and len([d for d in doomed if d[0] == group_id]) == len(committed):
                 dead.append(group_id)
                 records.append(NewRecord(encode_group_key(GroupKey(group_id)), None, now_wall))
+        for group_id, group in self.groups.items():
+            # Groups that were joined once and left nothing behind (no members, no offsets)
+            # go too, so abandoned group ids do not pile up.
+            if (
+                group.state is GroupState.EMPTY
+                and not group.members
+                and not group.pending_members
+                and not self.offsets.get(group_id)
+                and group_id not in dead
+            ):
+                dead.append(group_id)
+                records.append(NewRecord(encode_group_key(GroupKey(group_id)), None, now_wall))
         if not records:
             return 0
         await self._append(records)

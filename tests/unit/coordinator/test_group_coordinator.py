@@ -366,3 +366,22 @@ def test_lag_in_messages_and_seconds(tmp_path: Path, clock: FakeClock) -> None:
         h.close()
 
     run(scenario())
+
+
+def test_abandoned_empty_groups_are_removed(tmp_path: Path, clock: FakeClock) -> None:
+    async def scenario() -> None:
+        h = Harness(tmp_path, clock)
+        first = await h.join(group="abandoned")
+        assert first.error == ErrorCode.member_id_required
+        clock.advance(11_000)  # the pending member id lapses (session timeout 10 s)
+        h.coordinator.tick()
+        assert "abandoned" in h.coordinator.groups
+        await h.coordinator.expire_offsets()
+        assert "abandoned" not in h.coordinator.groups
+        await commit(h, "kept", -1, "", (0, 1))
+        await h.coordinator.expire_offsets()
+        assert "kept" in h.coordinator.groups, "a group with offsets stays"
+        await h.coordinator.wait_idle()
+        h.close()
+
+    run(scenario())
