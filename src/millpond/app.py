@@ -54,7 +54,7 @@ class Broker:
             self.config, self.clock, self.logs, ctx.group_commit, ctx.appended
         )
         replayed = ctx.groups.load()
-        self.metrics.watch_group_lag(ctx.groups.lag)
+        self.metrics.watch_group_lag(ctx.groups.offsets.lag)
         self.ctx = ctx
         if self.config.http_listen is not None:
             http_host, http_port = self.config.http_listen
@@ -160,7 +160,7 @@ class Broker:
         while True:
             await asyncio.sleep(interval)
             try:
-                expired = await coordinator.expire_offsets()
+                expired = await coordinator.offsets.expire()
             except Exception as error:  # the next round tries again
                 logger.error("expiring committed offsets failed: %s", error)
             else:

@@ -106,6 +106,16 @@ class ClassicGroup:
     def has_member(self, member_id: str) -> bool:
         return member_id in self.members
 
+    def check_member(self, member_id: str, group_instance_id: str | None) -> ErrorCode | None:
+        """FENCED_INSTANCE_ID or UNKNOWN_MEMBER_ID, or None if `member_id` may speak."""
+        if group_instance_id is not None:
+            known = self.static_members.get(group_instance_id)
+            if known is not None and known != member_id:
+                return ErrorCode.fenced_instance_id
+        if member_id not in self.members:
+            return ErrorCode.unknown_member_id
+        return None
+
     def add_member(self, member: Member) -> None:
         if self.leader_id is None:
             self.leader_id = member.member_id

@@ -1,11 +1,11 @@
-"""The classic group coordinator: membership, rebalances, committed offsets.
+"""The classic group coordinator: membership and rebalances (committed offsets: offsets.py).
 
 Follows Kafka's GroupCoordinator (see shared/notes/groups-and-idempotence.md §2-3). Parked
 JoinGroup and SyncGroup calls are futures resolved when the rebalance moves on; timers are
 deadlines on the injected clock, checked by `tick()`, which the broker calls every
-`TICK_INTERVAL_MS` and tests call after advancing a FakeClock. Every committed offset and
-every settled generation is written to `__consumer_offsets` (offsets are acknowledged only
-once fsynced) and replayed from it at start.
+`TICK_INTERVAL_MS` and tests call after advancing a FakeClock. Settled generations and
+committed offsets are written to `__consumer_offsets` (metadata_log.py) and replayed from it
+at start.
 """
 
 from __future__ import annotations
@@ -21,49 +21,27 @@ from millpond.broker.append_signal import AppendSignal
 from millpond.broker.group_commit import GroupCommit
 from millpond.clock import Clock
 from millpond.config import BrokerConfig
-from millpond.coordinator.classic_group import CONSUMER_PROTOCOL_TYPE
 from millpond.coordinator.classic_group import ClassicGroup
 from millpond.coordinator.classic_group import JoinResult
 from millpond.coordinator.classic_group import Member
 from millpond.coordinator.classic_group import SyncResult
 from millpond.coordinator.group_state import GroupState
-from millpond.coordinator.lag import GroupPartitionLag
+from millpond.coordinator.metadata_log import OFFSETS_TOPIC
+from millpond.coordinator.metadata_log import GroupMetadataLog
+from millpond.coordinator.metadata_log import decode_group
+from millpond.coordinator.offsets import OffsetManager
 from millpond.coordinator.offsets_topic import CorruptRecordError
-from millpond.coordinator.offsets_topic import GroupKey
-from millpond.coordinator.offsets_topic import GroupValue
-from millpond.coordinator.offsets_topic import MemberValue
 from millpond.coordinator.offsets_topic import OffsetKey
-from millpond.coordinator.offsets_topic import OffsetValue
 from millpond.coordinator.offsets_topic import decode_group_value
 from millpond.coordinator.offsets_topic import decode_key
 from millpond.coordinator.offsets_topic import decode_offset_value
-from millpond.coordinator.offsets_topic import encode_group_key
-from millpond.coordinator.offsets_topic import encode_group_value
-from millpond.coordinator.offsets_topic import encode_offset_key
-from millpond.coordinator.offsets_topic import encode_offset_value
 from millpond.protocol.record_codec import NewRecord
-from millpond.protocol.record_codec import encode_batch
-from millpond.protocol.record_codec import iter_records
-from millpond.protocol.records import InvalidRecordError
-from millpond.protocol.records import iter_batches
+from millpond.protocol.record_codec import Record
 from millpond.storage.log_manager import LogManager
-from millpond.storage.log_manager import Partition
 
 logger = logging.getLogger(__name__)
 
-OFFSETS_TOPIC = "__consumer_offsets"
 TICK_INTERVAL_MS = 100
-
-TopicPartition = tuple[str, int]
-
-
-@dataclass(frozen=True, slots=True)
-class OffsetCommitEntry:
-    topic: str
-    partition: int
-    offset: int
-    leader_epoch: int
-    metadata: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,112 +81,41 @@ class GroupCoordinator:
     ) -> None:
         self.config = config
         self.clock = clock
-        self.logs = logs
-        self.group_commit = group_commit
-        self.appended = appended
         self.groups: dict[str, ClassicGroup] = {}
-        self.offsets: dict[str, dict[TopicPartition, OffsetValue]] = {}
-        self._partition: Partition | None = None
-        self._background: set[asyncio.Task[None]] = set()
+        self.metadata_log = GroupMetadataLog(config, clock, logs, group_commit, appended)
+        self.offsets = OffsetManager(config, clock, logs, self.metadata_log, self.groups)
 
     # --- loading ------------------------------------------------------------------------------
 
     def load(self) -> int:
-        """Create `__consumer_offsets` if needed and replay it; returns records replayed.
-
-        A record that cannot be decoded is skipped with a warning: one damaged commit must not
-        keep the broker from starting.
-        """
-        topic = self.logs.topics.get(OFFSETS_TOPIC)
-        if topic is None:
-            topic = self.logs.create_topic(
-                OFFSETS_TOPIC,
-                self.config["offsets.topic.num.partitions"],
-                {"cleanup.policy": "compact", "segment.bytes": str(100 * 1024 * 1024)},
-            )
-        self._partition = topic.partitions[0]
-        log = self._partition.log
-        replayed = 0
-        offset = log.log_start_offset
+        """Create `__consumer_offsets` if needed and replay it; returns records replayed."""
+        self.metadata_log.open()
         now = self.clock.monotonic_ms()
-        while offset < log.log_end_offset:
-            data = log.read(offset, 1 << 20)
-            if not data:
-                break
-            for header in iter_batches(data, verify_crc=False):
-                try:
-                    records = list(iter_records(data, header))
-                except InvalidRecordError as error:
-                    logger.warning(
-                        "skipping undecodable %s batch at %d: %s",
-                        OFFSETS_TOPIC,
-                        header.base_offset,
-                        error,
-                    )
-                    records = []
-                for record in records:
-                    replayed += 1
-                    self._replay(record.key, record.value, record.offset, now)
-                offset = header.next_offset
-        for group in self.groups.values():
-            if not group.members and group.state is GroupState.STABLE:
-                group.state = GroupState.EMPTY
+        replayed = 0
+        for record in self.metadata_log.records():
+            replayed += 1
+            self._replay(record, now)
         return replayed
 
-    def _replay(self, key: bytes | None, value: bytes | None, offset: int, now: int) -> None:
-        if key is None:
+    def _replay(self, record: Record, now: int) -> None:
+        if record.key is None:
             return
         try:
-            decoded = decode_key(key)
-            if isinstance(decoded, OffsetKey):
-                by_partition = self.offsets.setdefault(decoded.group, {})
-                if value is None:
-                    by_partition.pop((decoded.topic, decoded.partition), None)
-                else:
-                    by_partition[(decoded.topic, decoded.partition)] = decode_offset_value(value)
-                    self._group_for_offsets(decoded.group)
-                return
-            if value is None:
-                self.groups.pop(decoded.group, None)
-                return
-            self.groups[decoded.group] = self._group_from_value(
-                decoded.group, decode_group_value(value), now
-            )
+            key = decode_key(record.key)
+            if isinstance(key, OffsetKey):
+                value = None if record.value is None else decode_offset_value(record.value)
+                self.offsets.replay(key.group, key.topic, key.partition, value)
+            elif record.value is None:
+                self.groups.pop(key.group, None)
+            else:
+                self.groups[key.group] = decode_group(
+                    key.group, decode_group_value(record.value), now
+                )
         except CorruptRecordError as error:
-            logger.warning("skipping corrupt %s record at %d: %s", OFFSETS_TOPIC, offset, error)
-
-    def _group_from_value(self, group_id: str, value: GroupValue, now: int) -> ClassicGroup:
-        group = ClassicGroup(group_id)
-        group.generation = value.generation
-        group.protocol_type = value.protocol_type or None
-        group.protocol_name = value.protocol
-        for stored in value.members:
-            member = Member(
-                stored.member_id,
-                stored.group_instance_id,
-                stored.client_id,
-                stored.client_host,
-                stored.rebalance_timeout_ms,
-                stored.session_timeout_ms,
-                [(value.protocol or "", stored.subscription)],
-                session_deadline=now + stored.session_timeout_ms,
-                assignment=stored.assignment,
+            # One damaged record must not keep the broker from starting.
+            logger.warning(
+                "skipping corrupt %s record at %d: %s", OFFSETS_TOPIC, record.offset, error
             )
-            group.add_member(member)
-        group.leader_id = value.leader if value.leader in group.members else group.leader_id
-        if group.members and value.protocol is not None:
-            group.state = GroupState.STABLE
-        else:
-            group.state = GroupState.EMPTY
-            group.empty_since_ms = value.state_timestamp
-        return group
-
-    def _group_for_offsets(self, group_id: str) -> ClassicGroup:
-        group = self.groups.get(group_id)
-        if group is None:
-            group = ClassicGroup(group_id, empty_since_ms=self.clock.wall_ms())
-            self.groups[group_id] = group
-        return group
 
     # --- JoinGroup ----------------------------------------------------------------------------
 
@@ -276,7 +183,7 @@ class GroupCoordinator:
         if member_id in group.pending_members:
             del group.pending_members[member_id]
             return await self._add_and_join(group, new_member(member_id), protocol_type, now)
-        error = self._check_member(group, member_id, group_instance_id)
+        error = group.check_member(member_id, group_instance_id)
         if error is not None:
             return JoinResult(error, member_id=member_id)
         member = group.members[member_id]
@@ -307,18 +214,6 @@ class GroupCoordinator:
                 member_id,
             )
         return JoinResult(ErrorCode.unknown_member_id, member_id=member_id)
-
-    def _check_member(
-        self, group: ClassicGroup, member_id: str, group_instance_id: str | None
-    ) -> ErrorCode | None:
-        """UNKNOWN_MEMBER_ID / FENCED_INSTANCE_ID, or None if `member_id` may speak."""
-        if group_instance_id is not None:
-            known = group.static_members.get(group_instance_id)
-            if known is not None and known != member_id:
-                return ErrorCode.fenced_instance_id
-        if member_id not in group.members:
-            return ErrorCode.unknown_member_id
-        return None
 
     async def _add_and_join(
         self, group: ClassicGroup, member: Member, protocol_type: str, now: int
@@ -360,7 +255,7 @@ class GroupCoordinator:
         if group.state is GroupState.STABLE and protocols_unchanged:
             # KIP-345: a returning static member takes its old place without a rebalance. The
             # reply names the old leader id so the member does not run an assignment.
-            self._store_group_soon(group)
+            self.metadata_log.store_group_soon(group)
             return JoinResult(
                 ErrorCode.none,
                 group.generation,
@@ -446,7 +341,7 @@ class GroupCoordinator:
             group.protocol_name = None
             group.transition(GroupState.EMPTY)
             group.empty_since_ms = self.clock.wall_ms()
-            self._store_group_soon(group)
+            self.metadata_log.store_group_soon(group)
             return
         group.protocol_name = group.select_protocol()
         leader = group.members.get(group.leader_id or "")
@@ -479,7 +374,7 @@ class GroupCoordinator:
         group = self.groups.get(group_id)
         if group is None:
             return SyncResult(ErrorCode.unknown_member_id)
-        error = self._check_member(group, member_id, group_instance_id)
+        error = group.check_member(member_id, group_instance_id)
         if error is not None:
             return SyncResult(error)
         if generation != group.generation:
@@ -510,7 +405,7 @@ class GroupCoordinator:
             for each in group.members.values():
                 if each.sync_future is not None and not each.sync_future.done():
                     each.sync_future.set_result(self._sync_result(group, each))
-            self._store_group_soon(group)
+            self.metadata_log.store_group_soon(group)
         return await future
 
     def _sync_result(self, group: ClassicGroup, member: Member) -> SyncResult:
@@ -526,7 +421,7 @@ class GroupCoordinator:
         group = self.groups.get(group_id)
         if group is None or group.state is GroupState.EMPTY:
             return ErrorCode.unknown_member_id
-        error = self._check_member(group, member_id, group_instance_id)
+        error = group.check_member(member_id, group_instance_id)
         if error is not None:
             return error
         if generation != group.generation:
@@ -553,7 +448,7 @@ class GroupCoordinator:
                 if not member_id:
                     errors.append(ErrorCode.unknown_member_id)
                     continue
-            error = self._check_member(group, member_id, instance_id)
+            error = group.check_member(member_id, instance_id)
             if error is not None:
                 errors.append(error)
                 continue
@@ -614,129 +509,6 @@ class GroupCoordinator:
                 self._after_member_removed(group, now, "members did not sync in time")
             self._maybe_complete_join(group, now)
 
-    # --- offsets --------------------------------------------------------------------------------
-
-    async def commit_offsets(
-        self,
-        group_id: str,
-        generation: int,
-        member_id: str,
-        group_instance_id: str | None,
-        entries: list[OffsetCommitEntry],
-    ) -> dict[TopicPartition, ErrorCode]:
-        """Validate and durably store offsets; one error per (topic, partition)."""
-        group_error = self._check_commit(group_id, generation, member_id, group_instance_id)
-        if group_error is not None:
-            return {(e.topic, e.partition): group_error for e in entries}
-        limit = self.config["offset.metadata.max.bytes"]
-        results: dict[TopicPartition, ErrorCode] = {}
-        accepted: list[OffsetCommitEntry] = []
-        for entry in entries:
-            key = (entry.topic, entry.partition)
-            if entry.metadata is not None and len(entry.metadata.encode()) > limit:
-                results[key] = ErrorCode.offset_metadata_too_large
-            elif self.logs.partition(entry.topic, entry.partition) is None:
-                results[key] = ErrorCode.unknown_topic_or_partition
-            else:
-                results[key] = ErrorCode.none
-                accepted.append(entry)
-        if not accepted:
-            return results
-        now_wall = self.clock.wall_ms()
-        values = {
-            (e.topic, e.partition): OffsetValue(
-                e.offset, e.leader_epoch, e.metadata or "", now_wall
-            )
-            for e in accepted
-        }
-        records = [
-            NewRecord(
-                encode_offset_key(OffsetKey(group_id, topic, partition)),
-                encode_offset_value(value),
-                now_wall,
-            )
-            for (topic, partition), value in values.items()
-        ]
-        try:
-            await self._append(records)
-        except Exception as error:
-            logger.error("storing offsets for group %s failed: %s", group_id, error)
-            return dict.fromkeys(results, ErrorCode.kafka_storage_error)
-        self.offsets.setdefault(group_id, {}).update(values)
-        return results
-
-    def _check_commit(
-        self, group_id: str, generation: int, member_id: str, group_instance_id: str | None
-    ) -> ErrorCode | None:
-        if not group_id:
-            return ErrorCode.invalid_group_id
-        group = self.groups.get(group_id)
-        if group is None:
-            if generation < 0:
-                self._group_for_offsets(group_id)  # a standalone (assign()) consumer's group
-                return None
-            return ErrorCode.illegal_generation
-        if group.state is GroupState.DEAD:
-            return ErrorCode.coordinator_not_available
-        if generation < 0 and not member_id and group_instance_id is None:
-            return None if group.state is GroupState.EMPTY else ErrorCode.unknown_member_id
-        error = self._check_member(group, member_id, group_instance_id)
-        if error is not None:
-            return error
-        if generation != group.generation:
-            return ErrorCode.illegal_generation
-        if group.state is GroupState.COMPLETING_REBALANCE:
-            return ErrorCode.rebalance_in_progress
-        member = group.members[member_id]
-        member.session_deadline = self.clock.monotonic_ms() + member.session_timeout_ms
-        return None
-
-    def fetch_offsets(
-        self, group_id: str, wanted: list[tuple[str, list[int]]] | None
-    ) -> list[tuple[str, int, OffsetValue | None]]:
-        """Committed offsets of `wanted` (None: every partition the group committed)."""
-        committed = self.offsets.get(group_id, {})
-        if wanted is None:
-            return [(t, p, v) for (t, p), v in sorted(committed.items())]
-        return [(t, p, committed.get((t, p))) for t, partitions in wanted for p in partitions]
-
-    def committed_topics(self, group_id: str) -> dict[str, list[int]]:
-        topics: dict[str, list[int]] = {}
-        for topic, partition in sorted(self.offsets.get(group_id, {})):
-            topics.setdefault(topic, []).append(partition)
-        return topics
-
-    async def delete_offsets(
-        self, group_id: str, partitions: list[TopicPartition]
-    ) -> tuple[ErrorCode, dict[TopicPartition, ErrorCode]]:
-        group = self.groups.get(group_id)
-        if group is None or group.state is GroupState.DEAD:
-            return ErrorCode.group_id_not_found, {}
-        if group.members and group.protocol_type != CONSUMER_PROTOCOL_TYPE:
-            return ErrorCode.non_empty_group, {}
-        subscribed = group.subscribed_topics() if group.members else set()
-        results: dict[TopicPartition, ErrorCode] = {}
-        doomed = []
-        for topic, partition in partitions:
-            if subscribed is None or topic in subscribed:
-                results[(topic, partition)] = ErrorCode.group_subscribed_to_topic
-            else:
-                results[(topic, partition)] = ErrorCode.none
-                if (topic, partition) in self.offsets.get(group_id, {}):
-                    doomed.append((topic, partition))
-        if doomed:
-            try:
-                await self._append(
-                    [NewRecord(encode_offset_key(OffsetKey(group_id, t, p)), None,
-                               self.clock.wall_ms()) for t, p in doomed]
-                )  # fmt: skip
-            except Exception as error:
-                logger.error("deleting offsets of group %s failed: %s", group_id, error)
-                return ErrorCode.kafka_storage_error, {}
-            for key in doomed:
-                self.offsets[group_id].pop(key, None)
-        return ErrorCode.none, results
-
     # --- listing, describing, deleting ------------------------------------------------------------
 
     def list_groups(self) -> list[GroupListing]:
@@ -771,7 +543,6 @@ class GroupCoordinator:
         results: dict[str, ErrorCode] = {}
         records: list[NewRecord] = []
         doomed: list[str] = []
-        now_wall = self.clock.wall_ms()
         for group_id in group_ids:
             group = self.groups.get(group_id)
             if group is None or group.state is GroupState.DEAD:
@@ -781,14 +552,11 @@ class GroupCoordinator:
             else:
                 results[group_id] = ErrorCode.none
                 doomed.append(group_id)
-                records.append(NewRecord(encode_group_key(GroupKey(group_id)), None, now_wall))
-                records.extend(
-                    NewRecord(encode_offset_key(OffsetKey(group_id, t, p)), None, now_wall)
-                    for t, p in self.offsets.get(group_id, {})
-                )
+                records.append(self.metadata_log.group_record(group_id, None))
+                records.extend(self.offsets.tombstones(group_id))
         if records:
             try:
-                await self._append(records)
+                await self.metadata_log.append(records)
             except Exception as error:
                 logger.error("deleting groups failed: %s", error)
                 return {g: ErrorCode.kafka_storage_error if g in doomed else e
@@ -797,152 +565,9 @@ class GroupCoordinator:
             group = self.groups.pop(group_id, None)
             if group is not None:
                 group.transition(GroupState.DEAD)
-            self.offsets.pop(group_id, None)
+            self.offsets.forget(group_id)
         return results
-
-    async def expire_offsets(self) -> int:
-        """KIP-211 offset retention: drop offsets of groups Empty for offsets.retention.minutes.
-
-        Returns how many offsets were dropped. An Empty group left with no offsets goes Dead.
-        """
-        retention_ms = self.config["offsets.retention.minutes"] * 60_000
-        now_wall = self.clock.wall_ms()
-        records: list[NewRecord] = []
-        doomed: list[tuple[str, TopicPartition]] = []
-        dead: list[str] = []
-        for group_id, committed in self.offsets.items():
-            group = self.groups.get(group_id)
-            if group is not None and group.state is not GroupState.EMPTY:
-                continue
-            since = group.empty_since_ms if group is not None and group.empty_since_ms else 0
-            for key, value in committed.items():
-                if max(since, value.commit_timestamp) + retention_ms <= now_wall:
-                    doomed.append((group_id, key))
-                    records.append(
-                        NewRecord(encode_offset_key(OffsetKey(group_id, *key)), None, now_wall)
-                    )
-            if group is not None and len([d for d in doomed if d[0] == group_id]) == len(committed):
-                dead.append(group_id)
-                records.append(NewRecord(encode_group_key(GroupKey(group_id)), None, now_wall))
-        for group_id, group in self.groups.items():
-            # Groups that were joined once and left nothing behind (no members, no offsets)
-            # go too, so abandoned group ids do not pile up.
-            if (
-                group.state is GroupState.EMPTY
-                and not group.members
-                and not group.pending_members
-                and not self.offsets.get(group_id)
-                and group_id not in dead
-            ):
-                dead.append(group_id)
-                records.append(NewRecord(encode_group_key(GroupKey(group_id)), None, now_wall))
-        if not records:
-            return 0
-        await self._append(records)
-        for group_id, key in doomed:
-            self.offsets.get(group_id, {}).pop(key, None)
-        for group_id in dead:
-            group = self.groups.pop(group_id, None)
-            if group is not None:
-                group.transition(GroupState.DEAD)
-            self.offsets.pop(group_id, None)
-        return len(doomed)
-
-    # --- lag --------------------------------------------------------------------------------------
-
-    def lag(self) -> list[GroupPartitionLag]:
-        """Every group's committed offset against each partition's end, with lag in time."""
-        now_wall = self.clock.wall_ms()
-        out = []
-        for group_id, committed in self.offsets.items():
-            for (topic, index), value in sorted(committed.items()):
-                partition = self.logs.partition(topic, index)
-                if partition is None:
-                    continue
-                log = partition.log
-                end = log.log_end_offset
-                lag = max(0, end - value.offset)
-                seconds = None
-                if lag:
-                    stamp = record_timestamp(partition, max(value.offset, log.log_start_offset))
-                    if stamp is not None:
-                        seconds = max(0.0, (now_wall - stamp) / 1000)
-                out.append(
-                    GroupPartitionLag(group_id, topic, index, value.offset, end, lag, seconds)
-                )
-        return out
-
-    # --- persistence ------------------------------------------------------------------------------
-
-    async def _append(self, records: list[NewRecord]) -> None:
-        """Append records to __consumer_offsets and wait until they are fsynced."""
-        assert self._partition is not None, "load() first"
-        buffer = encode_batch(records)
-        log = self._partition.log
-        log.append(buffer, list(iter_batches(buffer, verify_crc=False)))
-        self.appended.notify((OFFSETS_TOPIC, self._partition.index))
-        await self.group_commit.sync([log])
-
-    def _store_group_soon(self, group: ClassicGroup) -> None:
-        """Persist the group's settled generation in the background (a lost write only means
-        members rejoin after a restart; committed offsets never depend on it)."""
-        value = self._group_value(group)
-        record = NewRecord(
-            encode_group_key(GroupKey(group.group_id)), encode_group_value(value),
-            self.clock.wall_ms(),
-        )  # fmt: skip
-        task = asyncio.get_running_loop().create_task(self._store(group.group_id, record))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
-    async def _store(self, group_id: str, record: NewRecord) -> None:
-        try:
-            await self._append([record])
-        except Exception as error:
-            logger.error("storing metadata of group %s failed: %s", group_id, error)
-
-    def _group_value(self, group: ClassicGroup) -> GroupValue:
-        protocol = group.protocol_name
-        return GroupValue(
-            group.protocol_type or "",
-            group.generation,
-            protocol,
-            group.leader_id,
-            self.clock.wall_ms(),
-            tuple(
-                MemberValue(
-                    m.member_id,
-                    m.group_instance_id,
-                    m.client_id,
-                    m.client_host,
-                    m.rebalance_timeout_ms,
-                    m.session_timeout_ms,
-                    m.metadata_for(protocol) if protocol else b"",
-                    m.assignment,
-                )
-                for m in group.members.values()
-            ),
-        )
 
     async def wait_idle(self) -> None:
         """Let background metadata writes finish (before the logs are closed)."""
-        while self._background:
-            await asyncio.gather(*self._background, return_exceptions=True)
-
-
-def record_timestamp(partition: Partition, offset: int) -> int | None:
-    """The timestamp of the record at `offset` (or the first after it), if still in the log."""
-    log = partition.log
-    if not log.log_start_offset <= offset < log.log_end_offset:
-        return None
-    try:
-        data = log.read(offset, 1)
-        for header in iter_batches(data, verify_crc=False):
-            if header.attributes & 0x08:  # LogAppendTime: the batch's stamp is every record's
-                return header.max_timestamp
-            for record in iter_records(data, header):
-                if record.offset >= offset:
-                    return record.timestamp
-    except (InvalidRecordError, OSError):
-        return None
-    return None
+        await self.metadata_log.wait_idle()

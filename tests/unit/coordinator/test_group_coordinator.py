@@ -17,8 +17,8 @@ from millpond.clock import FakeClock
 from millpond.config import BrokerConfig
 from millpond.coordinator.classic_group import JoinResult
 from millpond.coordinator.group_coordinator import GroupCoordinator
-from millpond.coordinator.group_coordinator import OffsetCommitEntry
 from millpond.coordinator.group_state import GroupState
+from millpond.coordinator.offsets import OffsetCommitEntry
 from millpond.storage.log_manager import LogManager
 from tests.support.batches import build_batch
 from tests.support.batches import concat
@@ -265,7 +265,7 @@ def test_initial_rebalance_delay_waits_for_more_members(tmp_path: Path, clock: F
 
 def commit(h: Harness, group: str, generation: int, member: str, *offsets: tuple[int, int]) -> Any:
     entries = [OffsetCommitEntry("t", p, o, -1, "meta") for p, o in offsets]
-    return h.coordinator.commit_offsets(group, generation, member, None, entries)
+    return h.coordinator.offsets.commit(group, generation, member, None, entries)
 
 
 def test_offsets_rules_and_restart(tmp_path: Path, clock: FakeClock) -> None:
@@ -276,7 +276,7 @@ def test_offsets_rules_and_restart(tmp_path: Path, clock: FakeClock) -> None:
         }  # fmt: skip
         assert await commit(h, "nobody", 3, "m", (0, 1)) == {("t", 0): ErrorCode.illegal_generation}
         bad = [OffsetCommitEntry("t", 9, 1, -1, None), OffsetCommitEntry("t", 0, 1, -1, "x" * 5000)]
-        assert await h.coordinator.commit_offsets("solo", -1, "", None, bad) == {
+        assert await h.coordinator.offsets.commit("solo", -1, "", None, bad) == {
             ("t", 9): ErrorCode.unknown_topic_or_partition,
             ("t", 0): ErrorCode.offset_metadata_too_large,
         }
@@ -295,13 +295,13 @@ def test_offsets_rules_and_restart(tmp_path: Path, clock: FakeClock) -> None:
         h.close()
 
         again = Harness(tmp_path, clock)
-        fetched = again.coordinator.fetch_offsets("solo", None)
+        fetched = again.coordinator.offsets.fetch("solo", None)
         assert [(t, p, v.offset if v else None) for t, p, v in fetched] == [
             ("t", 0, 5),
             ("t", 1, 7),
         ]
-        assert again.coordinator.fetch_offsets("live", [("t", [0, 1])])[0][2].offset == 42  # type: ignore[union-attr]
-        assert again.coordinator.fetch_offsets("live", [("t", [1])])[0][2] is None
+        assert again.coordinator.offsets.fetch("live", [("t", [0, 1])])[0][2].offset == 42  # type: ignore[union-attr]
+        assert again.coordinator.offsets.fetch("live", [("t", [1])])[0][2] is None
         live = again.coordinator.groups["live"]
         assert live.state is GroupState.STABLE, "group metadata survives a restart"
         assert again.coordinator.heartbeat("live", a.member_id, None, 1) == ErrorCode.none
@@ -321,19 +321,19 @@ def test_delete_groups_and_offset_expiry(tmp_path: Path, clock: FakeClock) -> No
             "busy": ErrorCode.non_empty_group,
             "ghost": ErrorCode.group_id_not_found,
         }
-        assert h.coordinator.fetch_offsets("old", None) == []
+        assert h.coordinator.offsets.fetch("old", None) == []
         await commit(h, "stale", -1, "", (1, 3))
         clock.advance(59_000)
-        assert await h.coordinator.expire_offsets() == 0
+        assert await h.coordinator.offsets.expire() == 0
         clock.advance(2_000)
-        assert await h.coordinator.expire_offsets() == 1
+        assert await h.coordinator.offsets.expire() == 1
         assert "stale" not in h.coordinator.groups
         assert a.member_id in h.coordinator.groups["busy"].members
         await h.coordinator.wait_idle()
         h.close()
         again = Harness(tmp_path, clock)
         assert "old" not in again.coordinator.groups
-        assert again.coordinator.fetch_offsets("stale", None) == []
+        assert again.coordinator.offsets.fetch("stale", None) == []
         again.close()
 
     run(scenario())
@@ -350,7 +350,7 @@ def test_lag_in_messages_and_seconds(tmp_path: Path, clock: FakeClock) -> None:
         )
         log.log.append(records, headers)
         await commit(h, "reader", -1, "", (0, 1))
-        [lag] = h.coordinator.lag()
+        [lag] = h.coordinator.offsets.lag()
         assert (lag.group, lag.partition, lag.committed_offset, lag.log_end_offset) == (
             "reader",
             0,
@@ -360,7 +360,7 @@ def test_lag_in_messages_and_seconds(tmp_path: Path, clock: FakeClock) -> None:
         assert lag.lag_messages == 2
         assert lag.lag_seconds == pytest.approx(29.0)
         await commit(h, "reader", -1, "", (0, 3))
-        [caught_up] = h.coordinator.lag()
+        [caught_up] = h.coordinator.offsets.lag()
         assert (caught_up.lag_messages, caught_up.lag_seconds) == (0, None)
         await h.coordinator.wait_idle()
         h.close()
@@ -376,10 +376,10 @@ def test_abandoned_empty_groups_are_removed(tmp_path: Path, clock: FakeClock) ->
         clock.advance(11_000)  # the pending member id lapses (session timeout 10 s)
         h.coordinator.tick()
         assert "abandoned" in h.coordinator.groups
-        await h.coordinator.expire_offsets()
+        await h.coordinator.offsets.expire()
         assert "abandoned" not in h.coordinator.groups
         await commit(h, "kept", -1, "", (0, 1))
-        await h.coordinator.expire_offsets()
+        await h.coordinator.offsets.expire()
         assert "kept" in h.coordinator.groups, "a group with offsets stays"
         await h.coordinator.wait_idle()
         h.close()

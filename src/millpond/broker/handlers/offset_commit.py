@@ -8,7 +8,7 @@ from typing import Any
 from kio.static.protocol import Entity
 
 from millpond.broker.context import BrokerContext
-from millpond.coordinator.group_coordinator import OffsetCommitEntry
+from millpond.coordinator.offsets import OffsetCommitEntry
 from millpond.protocol.build import build
 from millpond.protocol.codec import RequestHeader
 from millpond.protocol.codec import response_type
@@ -26,7 +26,7 @@ async def handle_offset_commit(ctx: BrokerContext, header: RequestHeader, reques
         for topic in request.topics
         for partition in topic.partitions
     ]
-    results = await ctx.coordinator.commit_offsets(
+    results = await ctx.coordinator.offsets.commit(
         request.group_id,
         request.generation_id_or_member_epoch,
         request.member_id,

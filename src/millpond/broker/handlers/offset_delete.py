@@ -15,7 +15,7 @@ from millpond.protocol.codec import response_type
 
 async def handle_offset_delete(ctx: BrokerContext, header: RequestHeader, request: Any) -> Entity:
     wanted = [(t.name, p.partition_index) for t in request.topics for p in t.partitions]
-    error, results = await ctx.coordinator.delete_offsets(request.group_id, wanted)
+    error, results = await ctx.coordinator.offsets.delete(request.group_id, wanted)
     response = {
         "error_code": error,
         "throttle_time": datetime.timedelta(0),

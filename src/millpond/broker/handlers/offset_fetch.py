@@ -25,7 +25,7 @@ def _topics(ctx: BrokerContext, group_id: str, requested: Any) -> list[dict[str,
         else [(topic.name, list(topic.partition_indexes)) for topic in requested]
     )
     by_topic: dict[str, list[dict[str, Any]]] = {}
-    for topic, partition, value in ctx.coordinator.fetch_offsets(group_id, wanted):
+    for topic, partition, value in ctx.coordinator.offsets.fetch(group_id, wanted):
         by_topic.setdefault(topic, []).append(
             {
                 "partition_index": partition,
