@@ -187,11 +187,8 @@ def test_compressed_batches_are_stored_as_sent_and_read_back(
         producer.produce(topic, value=value)
     assert producer.flush(30) == 0
     segment = next((broker.data_dir / f"{topic}-0").glob("*.log"))
-    if codec != "lz4":
-        # librdkafka turns lz4 on only when FindCoordinator v0 is advertised (its proxy for
-        # brokers >= 0.8.2), which arrives with consumer groups; until then it sends lz4
-        # topics uncompressed.
-        assert segment.stat().st_size < sum(len(v) for v in values) / 2, "kept compressed"
+    # (librdkafka compresses with lz4 only when FindCoordinator v0 is advertised.)
+    assert segment.stat().st_size < sum(len(v) for v in values) / 2, "kept compressed"
     by_partition = consume_assigned(broker.bootstrap, topic, 1, len(values))
     assert [value for _, value, _ in by_partition[0]] == values
 
