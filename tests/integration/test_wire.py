@@ -387,3 +387,28 @@ def test_failed_acks_0_produce_closes_the_connection(broker: BrokerProcess) -> N
         assert client.is_closed_by_peer()
     with WireClient(broker.bootstrap) as client:
         assert fetch(client, "zero", 0).high_watermark == 1
+
+
+def test_connection_limits_and_idle_timeout(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from tests.support.server import running_broker
+
+    assert isinstance(tmp_path, Path)
+    settings = ("max.connections.per.ip=3", "connections.max.idle.ms=300")
+    with running_broker(tmp_path / "data", *settings) as broker:
+        clients = [WireClient(broker.bootstrap) for _ in range(3)]
+        try:
+            for client in clients:
+                assert client.call(ApiVersionsV0()).error_code == ErrorCode.none
+            with WireClient(broker.bootstrap) as extra:
+                assert extra.is_closed_by_peer(), "the fourth connection from one IP is refused"
+            # Silent connections are closed after connections.max.idle.ms.
+            assert all(client.is_closed_by_peer(timeout=5) for client in clients)
+        finally:
+            for client in clients:
+                client.close()
+        with WireClient(broker.bootstrap) as again:
+            assert again.call(ApiVersionsV0()).error_code == ErrorCode.none
+        assert "max.connections.per.ip=3 reached" in broker.log()
+        assert "idle for more than" in broker.log()

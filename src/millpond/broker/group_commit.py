@@ -1,9 +1,14 @@
 """Group commit: one fdatasync round makes every append waiting at that moment durable.
 
-A produce with acks=all appends, then awaits `sync(log)`. The first waiter starts a round; every
-log dirtied before the round takes its snapshot rides along; waiters that arrive while a round
-is in the worker thread wait for the next one. All the fds of a round go to the thread pool as a
-single job, which measured faster than one job per file.
+A produce with acks=all appends, then awaits `sync(logs)`. The first waiter starts a round;
+every log dirtied before the round takes its snapshot rides along; waiters that arrive while a
+round is in the worker thread wait for the next one. All the fds of a round go to the thread
+pool as a single job, which measured faster than one job per file.
+
+A failed fsync is fail-stop for that log (as PostgreSQL learned in 2018, a retried fsync can
+succeed after the kernel dropped the dirty pages): the log joins `failed`, is never synced
+again, and every later write to it is refused with KAFKA_STORAGE_ERROR, while reads of what
+was durable keep working and other logs carry on.
 """
 
 from __future__ import annotations
@@ -23,24 +28,40 @@ class StorageError(Exception):
     """An fsync failed; what was appended may not be durable."""
 
 
-def _fdatasync_all(fds: list[int]) -> None:
+def _fdatasync_each(fds: list[int]) -> dict[int, OSError]:
+    """fdatasync every fd; the failures by fd (a failure does not stop the others)."""
+    failures: dict[int, OSError] = {}
     for fd in fds:
-        os.fdatasync(fd)
+        try:
+            os.fdatasync(fd)
+        except OSError as error:
+            failures[fd] = error
+    return failures
 
 
 class GroupCommit:
     def __init__(self) -> None:
         self._dirty: set[Log] = set()
-        self._waiters: list[asyncio.Future[None]] = []
+        self._waiters: list[tuple[asyncio.Future[None], tuple[Log, ...]]] = []
         self._round: asyncio.Task[None] | None = None
+        self.failed: dict[Log, str] = {}
         self.rounds = 0
+
+    def check_writable(self, log: Log) -> None:
+        """Raise StorageError if `log` failed an fsync (fail-stop)."""
+        reason = self.failed.get(log)
+        if reason is not None:
+            raise StorageError(reason)
 
     async def sync(self, logs: Iterable[Log]) -> None:
         """Return once everything appended to `logs` so far is on disk; raises StorageError."""
+        wanted = tuple(logs)
+        for log in wanted:
+            self.check_writable(log)
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[None] = loop.create_future()
-        self._dirty.update(logs)
-        self._waiters.append(waiter)
+        self._dirty.update(wanted)
+        self._waiters.append((waiter, wanted))
         if self._round is None:
             self._round = loop.create_task(self._run())
         await waiter
@@ -52,7 +73,7 @@ class GroupCommit:
 
     async def flush_all(self, logs: Iterable[Log]) -> None:
         """Bound how long acks=0/1 data stays unsynced (log.flush.interval.ms)."""
-        await self.sync(logs)
+        await self.sync(log for log in logs if log not in self.failed)
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -62,29 +83,44 @@ class GroupCommit:
                 self._dirty, self._waiters = set(), []
                 jobs: list[tuple[Log, FlushJob]] = []
                 for log in dirty:
+                    if log in self.failed:
+                        continue
                     job = log.prepare_flush()
                     if job is not None:
                         jobs.append((log, job))
-                error: BaseException | None = None
+                round_error: BaseException | None = None
                 if jobs:
                     fds = [fd for _log, job in jobs for fd in job.fds]
                     try:
-                        await loop.run_in_executor(None, _fdatasync_all, fds)
-                    except Exception as failure:
-                        logger.error("fsync failed: %s", failure)
-                        error = StorageError(str(failure))
+                        failures = await loop.run_in_executor(None, _fdatasync_each, fds)
+                    except Exception as error:  # the worker itself failed: nothing is known
+                        logger.error("fsync round failed: %s", error)
+                        round_error = StorageError(str(error))
                         for log, job in jobs:
                             log.abort_flush(job)
                     else:
-                        for log, job in jobs:
-                            log.complete_flush(job)
+                        self._settle(jobs, failures)
                     self.rounds += 1
-                for waiter in waiters:
+                for waiter, logs in waiters:
                     if waiter.done():
                         continue
-                    if error is None:
-                        waiter.set_result(None)
+                    reason = next((self.failed[log] for log in logs if log in self.failed), None)
+                    if round_error is not None:
+                        waiter.set_exception(round_error)
+                    elif reason is not None:
+                        waiter.set_exception(StorageError(reason))
                     else:
-                        waiter.set_exception(error)
+                        waiter.set_result(None)
         finally:
             self._round = None
+
+    def _settle(self, jobs: list[tuple[Log, FlushJob]], failures: dict[int, OSError]) -> None:
+        for log, job in jobs:
+            failed = [failures[fd] for fd in job.fds if fd in failures]
+            if not failed:
+                log.complete_flush(job)
+                continue
+            log.abort_flush(job)
+            reason = f"fsync of {log.directory} failed ({failed[0]}); its writes are refused"
+            self.failed[log] = reason
+            logger.error("%s until the broker restarts and recovers it", reason)

@@ -71,22 +71,33 @@ class KafkaConnection(asyncio.BufferedProtocol):
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
         self.client_host = f"/{peer[0]}" if peer else ""
+        self.ip = peer[0] if peer else ""
+        self._loop = asyncio.get_running_loop()
+        self.last_active = self._loop.time()
+        refusal = self.server.admit(self)
         self.server.connections.add(self)
         self.metrics.connection_opened()
+        if refusal is not None:
+            self.close(refusal)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
-        self.server.connections.discard(self)
+        self.server.release(self)
         self.metrics.connection_closed()
         for _correlation_id, task, _api_name, _received in self._pending:
             task.cancel()
         self._pending.clear()
+
+    @property
+    def idle(self) -> bool:
+        return not self._pending and not self.reader.mid_frame
 
     def get_buffer(self, sizehint: int) -> memoryview:
         return self.reader.get_buffer(sizehint)
 
     def buffer_updated(self, nbytes: int) -> None:
         self.metrics.bytes_received(nbytes)
+        self.last_active = self._loop.time()
         try:
             self.reader.buffer_updated(nbytes)
         except FramingError as error:
@@ -162,7 +173,9 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 self.close("internal error")
                 return
             body = task.result()
-            self.metrics.request_handled(api_name, asyncio.get_running_loop().time() - received)
+            now = self._loop.time()
+            self.last_active = now
+            self.metrics.request_handled(api_name, now - received)
             if body is None or self.transport is None:
                 continue
             if isinstance(body, RawResponse):
@@ -211,20 +224,53 @@ class KafkaServer:
         self.host = host
         self.port = port
         self.connections: set[KafkaConnection] = set()
+        self._per_ip: collections.Counter[str] = collections.Counter()
         self._server: asyncio.base_events.Server | None = None
+        self._reaper: asyncio.Task[None] | None = None
 
     async def start(self) -> tuple[str, int]:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
             lambda: KafkaConnection(self), self.host, self.port, reuse_address=True
         )
+        self._reaper = loop.create_task(self._close_idle_connections())
         sockname = self._server.sockets[0].getsockname()
         return sockname[0], sockname[1]
+
+    def admit(self, connection: KafkaConnection) -> str | None:
+        """Count a new connection; the reason to refuse it, if it is over a limit."""
+        self._per_ip[connection.ip] += 1
+        config = self.ctx.config
+        if len(self.connections) >= config["max.connections"]:
+            return f"max.connections={config['max.connections']} reached"
+        if self._per_ip[connection.ip] > config["max.connections.per.ip"]:
+            return f"max.connections.per.ip={config['max.connections.per.ip']} reached"
+        return None
+
+    def release(self, connection: KafkaConnection) -> None:
+        if connection in self.connections:
+            self.connections.discard(connection)
+            self._per_ip[connection.ip] -= 1
+            if not self._per_ip[connection.ip]:
+                del self._per_ip[connection.ip]
+
+    async def _close_idle_connections(self) -> None:
+        """connections.max.idle.ms: close connections that sent nothing and await nothing."""
+        idle_s = self.ctx.config["connections.max.idle.ms"] / 1000
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(min(max(idle_s / 4, 0.05), 10.0))
+            cutoff = loop.time() - idle_s
+            for connection in list(self.connections):
+                if connection.idle and connection.last_active < cutoff:
+                    connection.close(f"idle for more than {idle_s:g} s")
 
     async def stop(self, timeout: float = 10.0) -> None:
         """Stop accepting, let in-flight requests finish (up to `timeout`), close connections."""
         if self._server is not None:
             self._server.close()
+        if self._reaper is not None:
+            self._reaper.cancel()
         connections = list(self.connections)
         if connections:
             await asyncio.gather(*(connection.drain(timeout) for connection in connections))

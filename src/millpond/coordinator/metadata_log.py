@@ -96,8 +96,9 @@ class GroupMetadataLog:
     async def append(self, records: list[NewRecord]) -> None:
         """Append records and wait until they are fsynced; raises on a storage failure."""
         assert self._partition is not None, "open() first"
-        buffer = encode_batch(records)
         log = self._partition.log
+        self.group_commit.check_writable(log)
+        buffer = encode_batch(records)
         log.append(buffer, list(iter_batches(buffer, verify_crc=False)))
         self.appended.notify((OFFSETS_TOPIC, self._partition.index))
         await self.group_commit.sync([log])

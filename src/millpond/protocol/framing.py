@@ -19,6 +19,9 @@ _SIZE_BYTES = 4
 # The smallest read buffer handed out while waiting for a size prefix: large enough that many
 # small requests arrive in one read, small enough not to matter per connection.
 _SCRATCH_BYTES = 64 * 1024
+# A frame is received into buffers of at most this size, allocated as its bytes arrive, so a
+# client that announces a huge frame and sends nothing costs the broker no more than this.
+_CHUNK_BYTES = 1 << 20
 
 
 class FramingError(Exception):
@@ -39,8 +42,13 @@ class FrameReader:
         self.max_frame_bytes = max_frame_bytes
         self._scratch = bytearray(_SCRATCH_BYTES)
         self._scratch_used = 0
+        # The frame being received: its announced size, the full chunks so far, and the chunk
+        # being filled.
         self._frame: bytearray | None = None
         self._frame_filled = 0
+        self._frame_size = 0
+        self._frame_received = 0
+        self._chunks: list[bytearray] = []
         self._frames: list[bytearray] = []
 
     def get_buffer(self, size_hint: int = -1) -> memoryview:
@@ -56,9 +64,9 @@ class FrameReader:
         """
         if self._frame is not None:
             self._frame_filled += nbytes
+            self._frame_received += nbytes
             if self._frame_filled == len(self._frame):
-                self._frames.append(self._frame)
-                self._frame = None
+                self._chunk_full()
             return
         self._scratch_used += nbytes
         self._split_scratch()
@@ -82,6 +90,21 @@ class FrameReader:
     def mid_frame(self) -> bool:
         return self._frame is not None or self._scratch_used > 0
 
+    def _chunk_full(self) -> None:
+        assert self._frame is not None
+        if self._frame_received < self._frame_size:
+            self._chunks.append(self._frame)
+            self._frame = bytearray(min(self._frame_size - self._frame_received, _CHUNK_BYTES))
+            self._frame_filled = 0
+            return
+        if self._chunks:
+            self._chunks.append(self._frame)
+            self._frames.append(bytearray().join(self._chunks))
+            self._chunks = []
+        else:
+            self._frames.append(self._frame)
+        self._frame = None
+
     def _split_scratch(self) -> None:
         scratch = self._scratch
         position = 0
@@ -98,11 +121,15 @@ class FrameReader:
                 self._frames.append(scratch[start : start + size])
                 position = start + size
                 continue
-            frame = bytearray(size)
-            frame[:available] = scratch[start:used]
-            position = used
-            self._frame = frame
+            self._frame_size = size
+            self._frame_received = available
+            self._chunks = []
+            self._frame = bytearray(min(size, max(_CHUNK_BYTES, available)))
+            self._frame[:available] = scratch[start:used]
             self._frame_filled = available
+            position = used
+            if available == len(self._frame):
+                self._chunk_full()
             break
         remaining = used - position
         if remaining and position:

@@ -58,3 +58,19 @@ def test_negative_frame_size_is_refused() -> None:
     reader = FrameReader(max_frame_bytes=100)
     with pytest.raises(FramingError):
         reader.receive_data(struct.pack(">i", -5))
+
+
+def test_a_huge_announced_frame_allocates_only_what_arrives() -> None:
+    reader = FrameReader(max_frame_bytes=100 << 20)
+    reader.receive_data(struct.pack(">i", 90 << 20) + b"x" * 10)
+    assert len(reader.get_buffer()) <= (1 << 20), "no 90 MiB buffer for 10 bytes"
+
+
+@given(size=st.integers(0, 3 << 20), step=st.integers(1, 700_000))
+def test_frames_larger_than_a_chunk_reassemble(size: int, step: int) -> None:
+    payload = bytes(range(256)) * (size // 256) + b"z" * (size % 256)
+    stream = framed(payload) + framed(b"next")
+    reader = FrameReader(max_frame_bytes=4 << 20)
+    for position in range(0, len(stream), step):
+        reader.receive_data(stream[position : position + step])
+    assert [bytes(f) for f in reader.frames()] == [payload, b"next"]

@@ -113,6 +113,10 @@ def append_to_partition(
     if partition.topic.config.log_append_time:
         set_log_append_time(buffer, batch, now)
         batch = next(iter_batches(buffer, verify_crc=False))
+    try:
+        ctx.group_commit.check_writable(log)
+    except StorageError as error:
+        return PartitionResult(ErrorCode.kafka_storage_error, message=str(error))
     active_base = log.active_segment.base_offset
     try:
         result = log.append(buffer, [batch])
