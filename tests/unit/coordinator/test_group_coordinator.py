@@ -385,3 +385,27 @@ def test_abandoned_empty_groups_are_removed(tmp_path: Path, clock: FakeClock) ->
         h.close()
 
     run(scenario())
+
+
+def test_a_corrupt_internal_record_is_skipped_not_fatal(
+    tmp_path: Path, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    from millpond.protocol.record_codec import NewRecord
+
+    async def scenario() -> None:
+        h = Harness(tmp_path, clock)
+        await commit(h, "before", -1, "", (0, 3))
+        await h.coordinator.metadata_log.append(
+            [NewRecord(b"\x00\x09not a key", b"junk", clock.wall_ms()),
+             NewRecord(b"\x00\x01\x00\x01g", b"\x00\x03", clock.wall_ms())]
+        )  # fmt: skip
+        await commit(h, "after", -1, "", (1, 4))
+        await h.coordinator.wait_idle()
+        h.close()
+
+    run(scenario())
+    again = Harness(tmp_path, clock)
+    assert again.coordinator.offsets.fetch("before", [("t", [0])])[0][2] is not None
+    assert again.coordinator.offsets.fetch("after", [("t", [1])])[0][2] is not None
+    assert "skipping corrupt __consumer_offsets record" in caplog.text
+    again.close()
