@@ -76,7 +76,7 @@ APIS: dict[int, Api] = {
         Api(8, "OffsetCommit", 2, 9, handle_offset_commit),
         Api(9, "OffsetFetch", 1, 9, handle_offset_fetch),
         Api(10, "FindCoordinator", 0, 4, handle_find_coordinator),
-        Api(11, "JoinGroup", 0, 9, handle_join_group),
+        Api(11, "JoinGroup", 0, 8, handle_join_group),
         Api(12, "Heartbeat", 0, 4, handle_heartbeat),
         Api(13, "LeaveGroup", 0, 5, handle_leave_group),
         Api(14, "SyncGroup", 0, 5, handle_sync_group),

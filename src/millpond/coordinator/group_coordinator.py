@@ -29,6 +29,7 @@ from millpond.coordinator.group_state import GroupState
 from millpond.coordinator.metadata_log import OFFSETS_TOPIC
 from millpond.coordinator.metadata_log import GroupMetadataLog
 from millpond.coordinator.metadata_log import decode_group
+from millpond.coordinator.metadata_log import encode_group
 from millpond.coordinator.offsets import OffsetManager
 from millpond.coordinator.offsets_topic import CorruptRecordError
 from millpond.coordinator.offsets_topic import OffsetKey
@@ -244,7 +245,6 @@ class GroupCoordinator:
     ) -> JoinResult:
         old = group.members[old_id]
         self._fail_waiters(old, ErrorCode.fenced_instance_id)
-        protocols_unchanged = old.same_protocols(protocols)
         old_leader = group.leader_id
         member = group.replace_static_member(old_id, f"{instance_id}-{uuid.uuid4()}")
         member.protocols = protocols
@@ -252,10 +252,23 @@ class GroupCoordinator:
         member.rebalance_timeout_ms = rebalance_timeout_ms
         member.client_id, member.client_host = client_id, client_host
         member.session_deadline = now + session_timeout_ms
-        if group.state is GroupState.STABLE and protocols_unchanged:
-            # KIP-345: a returning static member takes its old place without a rebalance. The
-            # reply names the old leader id so the member does not run an assignment.
-            self.metadata_log.store_group_soon(group)
+        if group.state is GroupState.STABLE and group.select_protocol() == group.protocol_name:
+            # KIP-345: a returning static member takes its old place without a rebalance (its
+            # subscription bytes may differ: owned partitions are not part of the decision).
+            # The new member id is stored before the answer, or a crash would bring back the
+            # old id and fence the member. The reply names the old leader id so the member does
+            # not run an assignment.
+            try:
+                await self.metadata_log.append(
+                    [
+                        self.metadata_log.group_record(
+                            group.group_id, encode_group(group, self.clock.wall_ms())
+                        )
+                    ]
+                )
+            except Exception as error:
+                logger.error("storing static member %s failed: %s", instance_id, error)
+                return JoinResult(ErrorCode.unknown_server_error, member_id="")
             return JoinResult(
                 ErrorCode.none,
                 group.generation,
@@ -329,9 +342,15 @@ class GroupCoordinator:
             if not member.awaiting_join and member.group_instance_id is None:
                 group.remove_member(member.member_id)
         group.pending_members.clear()
+        joined = [m for m in group.members.values() if m.awaiting_join]
+        if not joined and group.members:
+            # Only static members are left and none rejoined yet: wait another rebalance
+            # timeout for them (Kafka's new DelayedJoin); session expiry removes the gone ones.
+            group.join_deadline = now + group.rebalance_timeout_ms()
+            group.initial_delay_until = None
+            return
         group.join_deadline = group.initial_delay_until = None
         group.generation += 1
-        joined = [m for m in group.members.values() if m.awaiting_join]
         if not joined:
             for member in group.members.values():
                 self._fail_waiters(member, ErrorCode.unknown_member_id)
@@ -442,6 +461,13 @@ class GroupCoordinator:
         removed_any = False
         for given_id, instance_id in leaving:
             member_id = given_id
+            if member_id in group.pending_members:
+                # A consumer closing right after MEMBER_ID_REQUIRED: forget the pending id, or
+                # the rebalance would wait for it until it lapses.
+                del group.pending_members[member_id]
+                errors.append(ErrorCode.none)
+                removed_any = True
+                continue
             if not member_id and instance_id is not None:
                 # The admin path: a static member named by its instance id alone.
                 member_id = group.static_members.get(instance_id, "")
@@ -490,7 +516,10 @@ class GroupCoordinator:
                 member
                 for member in group.members.values()
                 if now >= member.session_deadline
+                # Members parked in JoinGroup or SyncGroup are alive (Kafka's shouldKeepAlive);
+                # the rebalance and sync deadlines bound how long they may wait.
                 and not (group.state is GroupState.PREPARING_REBALANCE and member.awaiting_join)
+                and not (group.state is GroupState.COMPLETING_REBALANCE and member.awaiting_sync)
             ]
             for member in expired:
                 group.remove_member(member.member_id)
@@ -542,7 +571,7 @@ class GroupCoordinator:
     async def delete_groups(self, group_ids: list[str]) -> dict[str, ErrorCode]:
         results: dict[str, ErrorCode] = {}
         records: list[NewRecord] = []
-        doomed: list[str] = []
+        doomed: dict[str, ClassicGroup] = {}
         for group_id in group_ids:
             group = self.groups.get(group_id)
             if group is None or group.state is GroupState.DEAD:
@@ -551,21 +580,25 @@ class GroupCoordinator:
                 results[group_id] = ErrorCode.non_empty_group
             else:
                 results[group_id] = ErrorCode.none
-                doomed.append(group_id)
                 records.append(self.metadata_log.group_record(group_id, None))
                 records.extend(self.offsets.tombstones(group_id))
-        if records:
-            try:
-                await self.metadata_log.append(records)
-            except Exception as error:
-                logger.error("deleting groups failed: %s", error)
-                return {g: ErrorCode.kafka_storage_error if g in doomed else e
-                        for g, e in results.items()}  # fmt: skip
-        for group_id in doomed:
-            group = self.groups.pop(group_id, None)
-            if group is not None:
-                group.transition(GroupState.DEAD)
-            self.offsets.forget(group_id)
+                # Out of the map before the await: a join arriving meanwhile starts a new
+                # group instead of parking on one about to vanish.
+                doomed[group_id] = self.groups.pop(group_id)
+        if not records:
+            return results
+        forgotten = {group_id: self.offsets.forget(group_id) for group_id in doomed}
+        try:
+            await self.metadata_log.append(records)
+        except Exception as error:
+            logger.error("deleting groups failed: %s", error)
+            for group_id, group in doomed.items():
+                self.groups.setdefault(group_id, group)
+                self.offsets.committed.setdefault(group_id, forgotten[group_id])
+            return {g: ErrorCode.kafka_storage_error if g in doomed else e
+                    for g, e in results.items()}  # fmt: skip
+        for group in doomed.values():
+            group.transition(GroupState.DEAD)
         return results
 
     async def wait_idle(self) -> None:

@@ -59,9 +59,12 @@ class OffsetManager:
         by_partition = self.committed.setdefault(group_id, {})
         if value is None:
             by_partition.pop((topic, partition), None)
+        elif group_id not in self.groups:
+            by_partition[(topic, partition)] = value
+            # A simple group's offsets expire from their commit time, not from this restart.
+            self.groups[group_id] = ClassicGroup(group_id)
         else:
             by_partition[(topic, partition)] = value
-            self.simple_group(group_id)
 
     def simple_group(self, group_id: str) -> ClassicGroup:
         """The group `group_id`, created empty (for standalone commits) if unknown."""
@@ -164,7 +167,9 @@ class OffsetManager:
         results: dict[TopicPartition, ErrorCode] = {}
         doomed = []
         for topic, partition in partitions:
-            if subscribed is None or topic in subscribed:
+            if self.logs.partition(topic, partition) is None:
+                results[(topic, partition)] = ErrorCode.unknown_topic_or_partition
+            elif subscribed is None or topic in subscribed:
                 results[(topic, partition)] = ErrorCode.group_subscribed_to_topic
             else:
                 results[(topic, partition)] = ErrorCode.none
@@ -189,8 +194,9 @@ class OffsetManager:
             for t, p in self.committed.get(group_id, {})
         ]
 
-    def forget(self, group_id: str) -> None:
-        self.committed.pop(group_id, None)
+    def forget(self, group_id: str) -> dict[TopicPartition, OffsetValue]:
+        """Drop a group's offsets from memory; returns them (to restore if a write fails)."""
+        return self.committed.pop(group_id, {})
 
     async def expire(self) -> int:
         """KIP-211: drop offsets of groups Empty for offsets.retention.minutes; groups left with
@@ -198,7 +204,7 @@ class OffsetManager:
         retention_ms = self.config["offsets.retention.minutes"] * 60_000
         now_wall = self.clock.wall_ms()
         records: list[NewRecord] = []
-        doomed: list[tuple[str, TopicPartition]] = []
+        doomed: list[tuple[str, TopicPartition, OffsetValue]] = []
         dead: list[str] = []
         for group_id, committed in self.committed.items():
             group = self.groups.get(group_id)
@@ -210,7 +216,7 @@ class OffsetManager:
                 for key, value in committed.items()
                 if max(since, value.commit_timestamp) + retention_ms <= now_wall
             ]
-            doomed += [(group_id, key) for key in expired]
+            doomed += [(group_id, key, committed[key]) for key in expired]
             records += [self.metadata_log.offset_record(group_id, *key, None) for key in expired]
             if group is not None and expired and len(expired) == len(committed):
                 dead.append(group_id)
@@ -228,13 +234,26 @@ class OffsetManager:
         records += [self.metadata_log.group_record(group_id, None) for group_id in dead]
         if not records:
             return 0
+        snapshot = {group_id: self.groups.get(group_id) for group_id in dead}
         await self.metadata_log.append(records)
-        for group_id, key in doomed:
-            self.committed.get(group_id, {}).pop(key, None)
-        for group_id in dead:
-            group = self.groups.pop(group_id, None)
-            if group is not None:
-                group.transition(GroupState.DEAD)
+        # Commits and joins may have arrived during the await: drop only what is unchanged.
+        for group_id, key, value in doomed:
+            by_partition = self.committed.get(group_id, {})
+            if by_partition.get(key) is value:
+                del by_partition[key]
+        for group_id, group in snapshot.items():
+            current = self.groups.get(group_id)
+            if (
+                current is None
+                or current is not group
+                or current.state is not GroupState.EMPTY
+                or current.members
+                or current.pending_members
+                or self.committed.get(group_id)
+            ):
+                continue
+            del self.groups[group_id]
+            current.transition(GroupState.DEAD)
             self.committed.pop(group_id, None)
         return len(doomed)
 

@@ -33,6 +33,7 @@ from millpond.protocol.varint import read_varint
 
 BATCH_HEADER_SIZE = 61
 LOG_OVERHEAD = 12  # base_offset + batch_length: the part that precedes batch_length's count
+LEADER_EPOCH_OFFSET = 12
 MAGIC_OFFSET = 16
 CRC_OFFSET = 17
 ATTRIBUTES_OFFSET = 21
@@ -49,6 +50,7 @@ NO_SEQUENCE = -1
 _HEADER = struct.Struct(">qiibIhiqqqhii")
 _OFFSET_AND_LENGTH = struct.Struct(">qi")
 _BASE_OFFSET = struct.Struct(">q")
+_INT32 = struct.Struct(">i")
 _TIMESTAMP = struct.Struct(">q")
 _CRC = struct.Struct(">I")
 _ATTRIBUTES = struct.Struct(">h")
@@ -166,6 +168,11 @@ def iter_batches(
 def set_base_offset(buffer: bytearray | memoryview, position: int, base_offset: int) -> None:
     """Patch a batch's base offset in place (outside the CRC, so nothing else changes)."""
     _BASE_OFFSET.pack_into(buffer, position, base_offset)
+
+
+def set_partition_leader_epoch(buffer: bytearray | memoryview, position: int, epoch: int) -> None:
+    """Patch a batch's partition leader epoch in place (outside the CRC, like base_offset)."""
+    _INT32.pack_into(buffer, position + LEADER_EPOCH_OFFSET, epoch)
 
 
 def set_log_append_time(buffer: bytearray | memoryview, header: BatchHeader, now_ms: int) -> None:

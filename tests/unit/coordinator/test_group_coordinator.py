@@ -409,3 +409,90 @@ def test_a_corrupt_internal_record_is_skipped_not_fatal(
     assert again.coordinator.offsets.fetch("after", [("t", [1])])[0][2] is not None
     assert "skipping corrupt __consumer_offsets record" in caplog.text
     again.close()
+
+
+def test_a_follower_waiting_for_a_slow_leader_is_not_expired(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    async def scenario() -> None:
+        h = Harness(tmp_path, clock)
+        a = await h.join_new(session_ms=30_000)
+        await h.coordinator.sync_group("g", 1, a.member_id, None, None, None, {})
+        b_task = asyncio.ensure_future(h.join_new(session_ms=6000))
+        await settle()
+        await h.join(a.member_id, session_ms=30_000)
+        b = await b_task
+        follower = asyncio.ensure_future(
+            h.coordinator.sync_group("g", 2, b.member_id, None, None, None, {})
+        )
+        await settle()
+        clock.advance(7000)  # past the follower's session while it waits in SyncGroup
+        h.coordinator.tick()
+        assert b.member_id in h.coordinator.groups["g"].members
+        await h.coordinator.sync_group(
+            "g", 2, a.member_id, None, None, None, {a.member_id: b"a", b.member_id: b"b"}
+        )
+        assert (await follower).assignment == b"b"
+        await h.coordinator.wait_idle()
+        h.close()
+
+    run(scenario())
+
+
+def test_static_member_with_new_subscription_bytes_keeps_its_place(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    async def scenario() -> None:
+        h = Harness(tmp_path, clock)
+        a = await h.join(instance="host-1")
+        await h.coordinator.sync_group(
+            "g", 1, a.member_id, "host-1", None, None, {a.member_id: b"x"}
+        )
+        changed = [("range", RANGE[0][1] + b"owned-partitions")]
+        again = await h.join(instance="host-1", protocols=changed)
+        assert (again.error, again.generation) == (ErrorCode.none, 1)
+        assert h.coordinator.groups["g"].state is GroupState.STABLE
+        await h.coordinator.wait_idle()
+        h.close()
+
+    run(scenario())
+
+
+def test_leaving_with_a_pending_member_id_does_not_stall_the_rebalance(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    async def scenario() -> None:
+        h = Harness(tmp_path, clock)
+        a = await h.join_new()
+        await h.coordinator.sync_group("g", 1, a.member_id, None, None, None, {})
+        pending = await h.join()
+        assert pending.error == ErrorCode.member_id_required
+        assert h.coordinator.leave_group("g", [(pending.member_id, None)]) == [ErrorCode.none]
+        assert not h.coordinator.groups["g"].pending_members
+        await h.coordinator.wait_idle()
+        h.close()
+
+    run(scenario())
+
+
+def test_static_members_that_have_not_rejoined_are_waited_for(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    async def scenario() -> None:
+        h = Harness(tmp_path, clock)
+        a = await h.join(instance="host-1", session_ms=60_000)
+        await h.coordinator.sync_group("g", 1, a.member_id, "host-1", None, None, {})
+        group = h.coordinator.groups["g"]
+        h.coordinator.leave_group("g", [])  # nothing
+        # Force a rebalance the static member does not answer in time.
+        h.coordinator._prepare_rebalance(group, clock.monotonic_ms(), "test")
+        clock.advance(31_000)  # past the 30 s rebalance timeout
+        h.coordinator.tick()
+        assert group.state is GroupState.PREPARING_REBALANCE
+        assert a.member_id in group.members, "kept for its session, not wiped"
+        back = await h.join(a.member_id, instance="host-1", session_ms=60_000)
+        assert back.error == ErrorCode.none and back.generation == 2
+        await h.coordinator.wait_idle()
+        h.close()
+
+    run(scenario())

@@ -24,6 +24,7 @@ from millpond.protocol.produce_response import encode_produce_response
 from millpond.protocol.records import InvalidRecordError
 from millpond.protocol.records import iter_batches
 from millpond.protocol.records import set_log_append_time
+from millpond.protocol.records import set_partition_leader_epoch
 from millpond.storage.cleaner import batch_has_null_key
 from millpond.storage.log import Log
 from millpond.storage.log_manager import Partition
@@ -32,6 +33,8 @@ from millpond.storage.producer_state import Duplicate
 from millpond.storage.producer_state import Reject
 
 from .metadata import auto_create
+
+NO_LEADER_EPOCH = -1
 
 
 @dataclass(slots=True)
@@ -110,6 +113,10 @@ def append_to_partition(
             log_start_offset=log.log_start_offset,
         )
     now = ctx.clock.wall_ms()
+    # Leader epochs are -1 everywhere this broker speaks (Metadata, Fetch, ListOffsets), so
+    # stored batches say -1 too and consumers never commit an epoch they would then want to
+    # validate with OffsetForLeaderEpoch, which is not served.
+    set_partition_leader_epoch(buffer, batch.position, NO_LEADER_EPOCH)
     if partition.topic.config.log_append_time:
         set_log_append_time(buffer, batch, now)
         batch = next(iter_batches(buffer, verify_crc=False))
