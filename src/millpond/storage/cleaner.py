@@ -45,7 +45,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import os
 import struct
 import threading
 from collections.abc import Iterable
@@ -250,7 +249,7 @@ def _segment_batches(segment: LogSegment) -> Iterator[tuple[bytes, BatchHeader]]
     size = segment.size
     position = 0
     while position < size:
-        chunk = os.pread(segment.fd, min(_READ_CHUNK, size - position), position)
+        chunk = segment.fs.pread(segment.fd, min(_READ_CHUNK, size - position), position)
         used = 0
         while len(chunk) - used >= BATCH_HEADER_SIZE:
             header = read_header(chunk, used)
@@ -262,7 +261,7 @@ def _segment_batches(segment: LogSegment) -> Iterator[tuple[bytes, BatchHeader]]
             header = read_header(chunk)
             if position + header.size > size:
                 raise InvalidRecordError(f"batch at {position} of {segment.log_path} is torn")
-            yield os.pread(segment.fd, header.size, position), header
+            yield segment.fs.pread(segment.fd, header.size, position), header
             used = header.size
         position += used
 
@@ -399,8 +398,7 @@ class _SegmentWriter:
         """Write what is buffered, record the largest timestamp, fsync the three files."""
         self._write()
         self.segment.on_become_inactive()
-        for fd in self.segment.fds:
-            os.fdatasync(fd)
+        self.segment.sync_files()
 
 
 def build_cleaned(job: CleanJob) -> CleanResult:

@@ -30,6 +30,9 @@ import sys
 from array import array
 from pathlib import Path
 
+from millpond.storage.fs import REAL_FILE_SYSTEM
+from millpond.storage.fs import FileSystem
+
 OFFSET_ENTRY_SIZE = 8
 TIME_ENTRY_SIZE = 12
 MAX_RELATIVE_OFFSET = 0xFFFFFFFF
@@ -44,16 +47,16 @@ class CorruptIndexError(Exception):
     entries go backwards."""
 
 
-def _open_append(path: Path) -> tuple[int, bool]:
+def _open_append(fs: FileSystem, path: Path) -> tuple[int, bool]:
     """Open (creating if needed) an index file for appending; also say whether it was new."""
-    existed = path.exists()
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+    existed = fs.exists(path)
+    fd = fs.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
     return fd, not existed
 
 
-def _read_all(fd: int) -> bytes:
-    size = os.fstat(fd).st_size
-    return os.pread(fd, size, 0) if size else b""
+def _read_all(fs: FileSystem, fd: int) -> bytes:
+    size = fs.file_size(fd)
+    return fs.pread(fd, size, 0) if size else b""
 
 
 def _strictly_increasing(values: array[int]) -> bool:
@@ -70,7 +73,7 @@ def _non_decreasing(values: array[int]) -> bool:
 class OffsetIndex:
     """Maps offsets to byte positions in a segment's log, sparsely."""
 
-    def __init__(self, path: Path, base_offset: int) -> None:
+    def __init__(self, path: Path, base_offset: int, *, fs: FileSystem = REAL_FILE_SYSTEM) -> None:
         """Open the index at `path`, creating an empty one if it does not exist.
 
         Never raises for bad contents: `created` says the file was missing and `corrupt` that
@@ -78,7 +81,8 @@ class OffsetIndex:
         """
         self.path = path
         self.base_offset = base_offset
-        self.fd, self.created = _open_append(path)
+        self.fs = fs
+        self.fd, self.created = _open_append(fs, path)
         self._relative_offsets: array[int] = array("I")
         self._positions: array[int] = array("I")
         self.corrupt = False
@@ -91,7 +95,7 @@ class OffsetIndex:
 
     def _load(self) -> None:
         path = self.path
-        data = _read_all(self.fd)
+        data = _read_all(self.fs, self.fd)
         if len(data) % OFFSET_ENTRY_SIZE:
             raise CorruptIndexError(f"{path.name}: {len(data)} bytes is not whole entries")
         flat = array("I")
@@ -136,24 +140,24 @@ class OffsetIndex:
             relative <= self._relative_offsets[-1] or position <= self._positions[-1]
         ):
             raise ValueError(f"index entry ({offset}, {position}) does not move forward")
-        os.write(self.fd, _OFFSET_ENTRY.pack(relative, position))
+        self.fs.write(self.fd, _OFFSET_ENTRY.pack(relative, position))
         self._relative_offsets.append(relative)
         self._positions.append(position)
 
     def reset(self) -> None:
         """Drop every entry (before a rebuild)."""
-        os.ftruncate(self.fd, 0)
+        self.fs.ftruncate(self.fd, 0)
         self._relative_offsets = array("I")
         self._positions = array("I")
 
     def close(self) -> None:
-        os.close(self.fd)
+        self.fs.close(self.fd)
 
 
 class TimeIndex:
     """Maps timestamps to the offsets where the segment's largest timestamp grew, sparsely."""
 
-    def __init__(self, path: Path, base_offset: int) -> None:
+    def __init__(self, path: Path, base_offset: int, *, fs: FileSystem = REAL_FILE_SYSTEM) -> None:
         """Open the index at `path`, creating an empty one if it does not exist.
 
         Never raises for bad contents: `created` says the file was missing and `corrupt` that
@@ -161,7 +165,8 @@ class TimeIndex:
         """
         self.path = path
         self.base_offset = base_offset
-        self.fd, self.created = _open_append(path)
+        self.fs = fs
+        self.fd, self.created = _open_append(fs, path)
         self._timestamps: array[int] = array("q")
         self._relative_offsets: array[int] = array("I")
         self.corrupt = False
@@ -174,7 +179,7 @@ class TimeIndex:
 
     def _load(self) -> None:
         path = self.path
-        data = _read_all(self.fd)
+        data = _read_all(self.fs, self.fd)
         if len(data) % TIME_ENTRY_SIZE:
             raise CorruptIndexError(f"{path.name}: {len(data)} bytes is not whole entries")
         for timestamp, relative in _TIME_ENTRY.iter_unpack(data):
@@ -215,15 +220,15 @@ class TimeIndex:
             raise ValueError(f"offset {offset} does not fit the time index")
         if self._relative_offsets and relative < self._relative_offsets[-1]:
             raise ValueError(f"time index entry at offset {offset} goes backwards")
-        os.write(self.fd, _TIME_ENTRY.pack(timestamp, relative))
+        self.fs.write(self.fd, _TIME_ENTRY.pack(timestamp, relative))
         self._timestamps.append(timestamp)
         self._relative_offsets.append(relative)
 
     def reset(self) -> None:
         """Drop every entry (before a rebuild)."""
-        os.ftruncate(self.fd, 0)
+        self.fs.ftruncate(self.fd, 0)
         self._timestamps = array("q")
         self._relative_offsets = array("I")
 
     def close(self) -> None:
-        os.close(self.fd)
+        self.fs.close(self.fd)

@@ -17,6 +17,9 @@ one, fsync the directory. A missing or unreadable checkpoint reads as 0, which o
 work: the log start offset is never below the first segment's base offset, and recovery
 from 0 rescans everything.
 
+Every file operation goes through the log's `fs` (see fs.py), so crash tests can run it on a
+simulated disk.
+
 Durability. Appends are plain writes; `prepare_flush` hands out the fds holding unflushed
 bytes (segment log and index fds, and the directory fd after segments were created or
 deleted) for the broker to fdatasync off the event loop, and `complete_flush` then moves the
@@ -57,7 +60,6 @@ from __future__ import annotations
 import bisect
 import os
 import re
-import shutil
 from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Iterator
@@ -73,7 +75,9 @@ from millpond.storage.cleaner import CleanerConfig
 from millpond.storage.cleaner import CleanJob
 from millpond.storage.cleaner import CleanResult
 from millpond.storage.cleaner import plan_clean
-from millpond.storage.files import fsync_directory
+from millpond.storage.files import read_file
+from millpond.storage.fs import REAL_FILE_SYSTEM
+from millpond.storage.fs import FileSystem
 from millpond.storage.index import MAX_POSITION
 from millpond.storage.index import MAX_RELATIVE_OFFSET
 from millpond.storage.segment import LOG_SUFFIX
@@ -126,8 +130,9 @@ class AppendResult:
 class FlushJob:
     """What one group-commit fdatasync round must sync for one log.
 
-    Run ``os.fdatasync(fd)`` on every fd in `fds` (any thread), then hand the job back to
-    `Log.complete_flush` on the event loop. The fds stay open until then.
+    Run the log's ``fs.fdatasync(fd)`` (``os.fdatasync`` for the real file system) on every
+    fd in `fds` (any thread), then hand the job back to `Log.complete_flush` on the event
+    loop. The fds stay open until then.
     """
 
     fds: tuple[int, ...]
@@ -149,9 +154,9 @@ class OffsetOutOfRangeError(Exception):
         self.log_end_offset = log_end_offset
 
 
-def _read_checkpoint(path: Path) -> int | None:
+def _read_checkpoint(path: Path, fs: FileSystem) -> int | None:
     try:
-        lines = path.read_text(encoding="ascii").split("\n")
+        lines = read_file(path, fs).decode("ascii").split("\n")
         if int(lines[0]) != _CHECKPOINT_VERSION:
             return None
         value = int(lines[1])
@@ -174,9 +179,12 @@ class Log:
         recovery_point: int,
         directory_fd: int,
         cleaner_checkpoint: int = 0,
+        *,
+        fs: FileSystem = REAL_FILE_SYSTEM,
     ) -> None:
         """Use `Log.open`."""
         self.config = config
+        self.fs = fs
         self.directory = directory
         self.recovery_truncated_bytes = 0
         self._clock = clock
@@ -198,7 +206,15 @@ class Log:
     # --- opening and recovery ---------------------------------------------------------------
 
     @classmethod
-    def open(cls, directory: Path, config: LogConfig, clock: Clock, *, clean_shutdown: bool) -> Log:
+    def open(
+        cls,
+        directory: Path,
+        config: LogConfig,
+        clock: Clock,
+        *,
+        clean_shutdown: bool,
+        fs: FileSystem = REAL_FILE_SYSTEM,
+    ) -> Log:
         """Open the log in `directory`, creating the directory if it is new.
 
         `clean_shutdown`: trust the files (the last `close` flushed everything) and open
@@ -208,36 +224,36 @@ class Log:
         batch (deleting any later segments) and rebuild their indexes. Either way a segment
         with a missing or inconsistent index is recovered too. `recovery_truncated_bytes`
         says how much was cut off. A clean interrupted by a crash is finished or discarded
-        first (see the module notes).
+        first (see the module notes). Every file operation goes through `fs`.
         """
-        directory.mkdir(parents=True, exist_ok=True)
+        fs.mkdir(directory)
         for name in (
             LOG_START_OFFSET_CHECKPOINT, RECOVERY_POINT_CHECKPOINT, CLEANER_OFFSET_CHECKPOINT
         ):  # fmt: skip
-            (directory / (name + ".tmp")).unlink(missing_ok=True)
-        _complete_interrupted_swaps(directory, config, clock.wall_ms())
+            fs.unlink(directory / (name + ".tmp"), missing_ok=True)
+        _complete_interrupted_swaps(directory, config, clock.wall_ms(), fs)
         files: dict[int, set[str]] = {}
-        for path in directory.iterdir():
-            match = _SEGMENT_FILE.match(path.name)
+        for name in fs.listdir(directory):
+            match = _SEGMENT_FILE.match(name)
             if match:
                 files.setdefault(int(match.group(1)), set()).add(match.group(2))
         for base_offset, suffixes in files.items():
             if LOG_SUFFIX not in suffixes:  # an index whose log is gone
                 for suffix in suffixes:
-                    (directory / segment_file_name(base_offset, suffix)).unlink()
-        checkpointed_start = _read_checkpoint(directory / LOG_START_OFFSET_CHECKPOINT)
-        checkpointed_recovery = _read_checkpoint(directory / RECOVERY_POINT_CHECKPOINT)
+                    fs.unlink(directory / segment_file_name(base_offset, suffix))
+        checkpointed_start = _read_checkpoint(directory / LOG_START_OFFSET_CHECKPOINT, fs)
+        checkpointed_recovery = _read_checkpoint(directory / RECOVERY_POINT_CHECKPOINT, fs)
         now = clock.wall_ms()
         segments = [
-            LogSegment.load(directory, base_offset, now)
+            LogSegment.load(directory, base_offset, now, fs=fs)
             for base_offset, suffixes in sorted(files.items())
             if LOG_SUFFIX in suffixes
         ]
-        directory_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+        directory_fd = fs.open(directory, os.O_RDONLY | os.O_DIRECTORY)
         log = cls(
             directory, config, clock, segments, checkpointed_start or 0,
             checkpointed_recovery or 0, directory_fd,
-            _read_checkpoint(directory / CLEANER_OFFSET_CHECKPOINT) or 0,
+            _read_checkpoint(directory / CLEANER_OFFSET_CHECKPOINT, fs) or 0, fs=fs,
         )  # fmt: skip
         log._load(clean_shutdown=clean_shutdown)
         if log._log_start_offset != checkpointed_start:
@@ -280,22 +296,49 @@ class Log:
                 break
         now = self._clock.wall_ms()
         if not segments:
-            segments.append(LogSegment.create(self.directory, self._log_start_offset, now))
+            segments.append(
+                LogSegment.create(self.directory, self._log_start_offset, now, fs=self.fs)
+            )
+        # Segments wholly below a persisted log start offset are what a crash left of a
+        # deletion (the start is persisted before the unlinks): finish it.
+        stale = 0
+        while (
+            stale + 1 < len(segments) and segments[stale + 1].base_offset <= self._log_start_offset
+        ):
+            stale += 1
+        for segment in segments[:stale]:
+            segment.close_files()
+            segment.unlink_files()
+            if segment in recovered:
+                recovered.remove(segment)
+        del segments[:stale]
         self._log_start_offset = max(self._log_start_offset, segments[0].base_offset)
         if self._log_start_offset > self.log_end_offset:
             # DeleteRecords moved the start past what survived the crash: nothing below it
             # may be served, so start over empty there.
-            for segment in segments:
+            #
+            # The first segment goes last, after a directory fsync. Crash simulation
+            # (REGRESSION_SEEDS in tests/unit/storage/test_crash_simulation.py) found that
+            # unlinking it unsynced along with the later segments (here or in the hole check
+            # above) let a crash keep a later segment while the first one, the only evidence
+            # that the later ones hang past a hole, was gone: the next recovery then served
+            # the records after the hole and moved log_start_offset up to them. A file
+            # system may persist unsynced unlinks in any order; the fsync makes the later
+            # segments go first.
+            for segment in [*segments[1:], segments[0]]:
+                if segment is segments[0]:
+                    self.fs.fsync(self._directory_fd)
                 self.recovery_truncated_bytes += segment.size
                 segment.close_files()
                 segment.unlink_files()
-            segments[:] = [LogSegment.create(self.directory, self._log_start_offset, now)]
+            segments[:] = [
+                LogSegment.create(self.directory, self._log_start_offset, now, fs=self.fs)
+            ]
             recovered = []
         for segment in recovered:
-            for fd in segment.fds:
-                os.fdatasync(fd)
-        if recovered or self.recovery_truncated_bytes:
-            os.fsync(self._directory_fd)
+            segment.sync_files()
+        if recovered or stale or self.recovery_truncated_bytes:
+            self.fs.fsync(self._directory_fd)
         self._recovery_point = self.log_end_offset
 
     # --- state ------------------------------------------------------------------------------
@@ -407,7 +450,9 @@ class Log:
             return
         if active.on_become_inactive():
             self._mark_written(active)
-        segment = LogSegment.create(self.directory, self.log_end_offset, self._clock.wall_ms())
+        segment = LogSegment.create(
+            self.directory, self.log_end_offset, self._clock.wall_ms(), fs=self.fs
+        )
         self._segments.append(segment)
         self._mark_directory_changed()
 
@@ -531,19 +576,28 @@ class Log:
         return count
 
     def _delete_segments(self, count: int) -> None:
-        """Delete the `count` oldest segments (never all) and move log_start_offset up."""
+        """Move log_start_offset up past the `count` oldest segments (never all), persist it,
+        and only then delete them.
+
+        Crash simulation (tests/unit/storage/test_crash_simulation.py, REGRESSION_SEEDS)
+        found the opposite order unsafe: the unlinks were issued first and a file system
+        may persist unsynced directory operations in any order, so a crash could keep an
+        older segment whose younger neighbour was gone, and the log served a hole below a
+        log_start_offset that had not moved yet. With the start persisted first, whatever
+        subset of the unlinks survives lies below it (and `open` finishes the deletion).
+        """
         if not count:
             return
+        start = self._segments[count].base_offset
+        if start > self._log_start_offset:
+            self._log_start_offset = start
+            self._write_checkpoint(LOG_START_OFFSET_CHECKPOINT, start)
         doomed = self._segments[:count]
         del self._segments[:count]
         for segment in doomed:
             segment.unlink_files()
             self._retire(segment)
         self._mark_directory_changed()
-        start = self._segments[0].base_offset
-        if start > self._log_start_offset:
-            self._log_start_offset = start
-            self._write_checkpoint(LOG_START_OFFSET_CHECKPOINT, start)
 
     # --- compaction -------------------------------------------------------------------------
 
@@ -583,7 +637,11 @@ class Log:
                 created_ms = min(segment.created_ms for segment in group)
                 outputs.append(
                     LogSegment.create(
-                        self.directory, group[0].base_offset, created_ms, CLEANED_SUFFIX
+                        self.directory,
+                        group[0].base_offset,
+                        created_ms,
+                        CLEANED_SUFFIX,
+                        fs=self.fs,
                     )
                 )
         except OSError:
@@ -626,7 +684,7 @@ class Log:
         try:
             for output in job.outputs:
                 output.rename_files(SWAP_SUFFIX)
-            os.fsync(self._directory_fd)
+            self.fs.fsync(self._directory_fd)
         except OSError:
             _discard_segments(job.outputs)
             self._release_fds()
@@ -637,7 +695,7 @@ class Log:
                 segment.unlink_files()
             # Durable before any plain name reappears: else a crash could keep a renamed
             # segment next to an old one it replaced, their offsets overlapping.
-            os.fsync(self._directory_fd)
+            self.fs.fsync(self._directory_fd)
             for output in job.outputs:
                 output.rename_files("")
         finally:
@@ -744,7 +802,7 @@ class Log:
         if job is not None:
             try:
                 for fd in job.fds:
-                    os.fdatasync(fd)
+                    self.fs.fdatasync(fd)
             except OSError:
                 self.abort_flush(job)
                 raise
@@ -758,14 +816,15 @@ class Log:
     def _write_checkpoint(self, name: str, value: int) -> None:
         path = self.directory / name
         temporary = path.with_name(name + ".tmp")
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        fs = self.fs
+        fd = fs.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
-            os.write(fd, f"{_CHECKPOINT_VERSION}\n{value}\n".encode("ascii"))
-            os.fsync(fd)
+            fs.write(fd, f"{_CHECKPOINT_VERSION}\n{value}\n".encode("ascii"))
+            fs.fsync(fd)
         finally:
-            os.close(fd)
-        temporary.replace(path)
-        os.fsync(self._directory_fd)
+            fs.close(fd)
+        fs.replace(temporary, path)
+        self.fs.fsync(self._directory_fd)
 
     # --- closing ----------------------------------------------------------------------------
 
@@ -789,7 +848,7 @@ class Log:
         for segment in self._segments + self._deleted_awaiting_close:
             segment.close_files()
         self._deleted_awaiting_close.clear()
-        os.close(self._directory_fd)
+        self.fs.close(self._directory_fd)
 
     def close_without_flush(self) -> None:
         """Close every fd, flushing nothing (a log about to be removed)."""
@@ -808,7 +867,7 @@ class Log:
                 self._delete_pending = True
             else:
                 self._close_files()  # first: removing a tree needs descriptors of its own
-        shutil.rmtree(self.directory)
+        self.fs.rmtree(self.directory)
 
 
 def _discard_segments(segments: Iterable[LogSegment]) -> None:
@@ -818,35 +877,36 @@ def _discard_segments(segments: Iterable[LogSegment]) -> None:
         segment.unlink_files()
 
 
-def _complete_interrupted_swaps(directory: Path, config: LogConfig, now: int) -> None:
+def _complete_interrupted_swaps(
+    directory: Path, config: LogConfig, now: int, fs: FileSystem
+) -> None:
     """Finish the segment swaps a crash interrupted, and delete uncommitted cleaner files."""
     swaps: list[int] = []
-    for path in directory.iterdir():
-        if path.name.endswith(CLEANED_SUFFIX):
-            path.unlink()
-        elif path.name.endswith(LOG_SUFFIX + SWAP_SUFFIX):
-            match = _SEGMENT_FILE.match(path.name.removesuffix(SWAP_SUFFIX))
+    for name in fs.listdir(directory):
+        if name.endswith(CLEANED_SUFFIX):
+            fs.unlink(directory / name)
+        elif name.endswith(LOG_SUFFIX + SWAP_SUFFIX):
+            match = _SEGMENT_FILE.match(name.removesuffix(SWAP_SUFFIX))
             if match:
                 swaps.append(int(match.group(1)))
     changed = False
     for base_offset in sorted(swaps):
-        swapped = LogSegment.load(directory, base_offset, now, SWAP_SUFFIX)
+        swapped = LogSegment.load(directory, base_offset, now, SWAP_SUFFIX, fs=fs)
         try:
             if swapped.needs_recovery:
                 swapped.recover(config.index_interval_bytes)
-                for fd in swapped.fds:
-                    os.fdatasync(fd)
-            for path in directory.iterdir():
-                match = _SEGMENT_FILE.match(path.name)
+                swapped.sync_files()
+            for name in fs.listdir(directory):
+                match = _SEGMENT_FILE.match(name)
                 if match and base_offset <= int(match.group(1)) < swapped.next_offset:
-                    path.unlink()
+                    fs.unlink(directory / name)
             swapped.rename_files("")
         finally:
             swapped.close_files()
         changed = True
-    for path in directory.iterdir():
-        if path.name.endswith(SWAP_SUFFIX):  # an index renamed before a crash, its .log not
-            path.unlink()
+    for name in fs.listdir(directory):
+        if name.endswith(SWAP_SUFFIX):  # an index renamed before a crash, its .log not
+            fs.unlink(directory / name)
             changed = True
     if changed:
-        fsync_directory(directory)
+        fs.fsync_directory(directory)

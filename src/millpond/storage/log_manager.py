@@ -16,11 +16,11 @@ directories, which are cleared when a topic of that name is created again.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 import os
 import re
-import shutil
 import time
 import uuid
 from dataclasses import dataclass
@@ -32,7 +32,10 @@ from millpond.clock import Clock
 from millpond.config import BrokerConfig
 from millpond.config import TopicConfig
 from millpond.storage.files import atomic_write
-from millpond.storage.files import fsync_directory
+from millpond.storage.files import read_file
+from millpond.storage.fs import REAL_FILE_SYSTEM
+from millpond.storage.fs import FileSystem
+from millpond.storage.fs import RealFileSystem
 from millpond.storage.log import Log
 from millpond.storage.producer_state import ProducerStateManager
 
@@ -100,8 +103,17 @@ class StartupReport:
 class LogManager:
     """Owns every partition log under one data directory."""
 
-    def __init__(self, data_dir: Path, broker_config: BrokerConfig, clock: Clock) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        broker_config: BrokerConfig,
+        clock: Clock,
+        *,
+        fs: FileSystem = REAL_FILE_SYSTEM,
+    ) -> None:
+        """`fs` carries every file operation of the data directory and its logs."""
         self.data_dir = data_dir
+        self.fs = fs
         self.broker_config = broker_config
         self.clock = clock
         self.topics: dict[str, Topic] = {}
@@ -118,12 +130,14 @@ class LogManager:
         Raises OSError (unreadable or unwritable data dir) and ValueError (damaged metadata).
         """
         started = time.monotonic()
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        if not os.access(self.data_dir, os.R_OK | os.W_OK | os.X_OK):
+        self.fs.mkdir(self.data_dir)
+        if isinstance(self.fs, RealFileSystem) and not os.access(
+            self.data_dir, os.R_OK | os.W_OK | os.X_OK
+        ):
             raise PermissionError(f"data dir {self.data_dir} is not readable and writable")
         self._load_meta_properties()
         marker = self.data_dir / CLEAN_SHUTDOWN_MARKER
-        self._clean_shutdown = marker.exists()
+        self._clean_shutdown = self.fs.exists(marker)
         truncated = 0
         count = 0
         for entry in self._read_topics_file():
@@ -135,8 +149,8 @@ class LogManager:
                 count += 1
         # The marker goes only once every log is open: a crash during recovery recovers again.
         if self._clean_shutdown:
-            marker.unlink()
-            fsync_directory(self.data_dir)
+            self.fs.unlink(marker)
+            self.fs.fsync_directory(self.data_dir)
         return StartupReport(count, self._clean_shutdown, time.monotonic() - started, truncated)
 
     def shutdown(self) -> None:
@@ -146,8 +160,10 @@ class LogManager:
                 partition.log.close()
                 partition.producer_state.take_snapshot(partition.log.log_end_offset, sync=True)
         self._write_topics_file()
-        (self.data_dir / CLEAN_SHUTDOWN_MARKER).touch()
-        fsync_directory(self.data_dir)
+        self.fs.close(
+            self.fs.open(self.data_dir / CLEAN_SHUTDOWN_MARKER, os.O_WRONLY | os.O_CREAT, 0o666)
+        )
+        self.fs.fsync_directory(self.data_dir)
 
     # --- topics -----------------------------------------------------------------------------
 
@@ -271,8 +287,8 @@ class LogManager:
         """Open new, empty partitions until `topic` has `total`, then record the count."""
         for index in range(len(topic.partitions), total):
             stale = self._partition_dir(topic.name, index)
-            if stale.exists():
-                shutil.rmtree(stale)
+            if self.fs.exists(stale):
+                self.fs.rmtree(stale)
             self._open_partition(topic, index, clean_shutdown=True)
         self._write_topics_file()
 
@@ -283,7 +299,8 @@ class LogManager:
             partition.log.close_without_flush()
         del topic.partitions[first:]
         for index in range(first, end):
-            shutil.rmtree(self._partition_dir(topic.name, index), ignore_errors=True)
+            with contextlib.suppress(OSError):
+                self.fs.rmtree(self._partition_dir(topic.name, index))
 
     def _partition_dir(self, topic: str, index: int) -> Path:
         return self.data_dir / f"{topic}-{index}"
@@ -291,12 +308,17 @@ class LogManager:
     def _open_partition(self, topic: Topic, index: int, *, clean_shutdown: bool) -> Partition:
         directory = self._partition_dir(topic.name, index)
         log = Log.open(
-            directory, topic.config.log_config(), self.clock, clean_shutdown=clean_shutdown
+            directory,
+            topic.config.log_config(),
+            self.clock,
+            clean_shutdown=clean_shutdown,
+            fs=self.fs,
         )
         producer_state = ProducerStateManager(
             directory,
             self.clock,
             producer_id_expiration_ms=self.broker_config["producer.id.expiration.ms"],
+            fs=self.fs,
         )
         producer_state.load(log.log_start_offset, log.log_end_offset, log.batches)
         partition = Partition(topic, index, log, producer_state)
@@ -309,10 +331,10 @@ class LogManager:
 
     def _load_meta_properties(self) -> None:
         path = self.data_dir / "meta.properties"
-        if path.exists():
+        if self.fs.exists(path):
             values = dict(
                 line.split("=", 1)
-                for line in path.read_text().splitlines()
+                for line in read_file(path, self.fs).decode().splitlines()
                 if "=" in line and not line.startswith("#")
             )
             try:
@@ -330,14 +352,14 @@ class LogManager:
         self.cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         self.node_id = self.broker_config["node.id"]
         text = f"version=1\ncluster.id={self.cluster_id}\nnode.id={self.node_id}\n"
-        atomic_write(path, text.encode())
+        atomic_write(path, text.encode(), fs=self.fs)
 
     def _read_topics_file(self) -> list[dict[str, Any]]:
         path = self.data_dir / "topics.json"
-        if not path.exists():
+        if not self.fs.exists(path):
             return []
         try:
-            document = json.loads(path.read_text())
+            document = json.loads(read_file(path, self.fs))
             topics = document["topics"]
             assert isinstance(topics, list)
             return topics
@@ -364,4 +386,6 @@ class LogManager:
                 for topic in self.topics.values()
             ]
         }
-        atomic_write(self.data_dir / "topics.json", json.dumps(document, indent=1).encode())
+        atomic_write(
+            self.data_dir / "topics.json", json.dumps(document, indent=1).encode(), fs=self.fs
+        )

@@ -16,6 +16,9 @@ from pathlib import Path
 from typing import NewType
 
 from millpond.storage.files import atomic_write
+from millpond.storage.files import read_file
+from millpond.storage.fs import REAL_FILE_SYSTEM
+from millpond.storage.fs import FileSystem
 
 ProducerId = NewType("ProducerId", int)
 
@@ -40,8 +43,9 @@ class ProducerIdAllocator:
     Raises ProducerIdFileError if it exists but cannot be read or does not hold a block end.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, fs: FileSystem = REAL_FILE_SYSTEM) -> None:
         self._path = path
+        self._fs = fs
         self._next_id = self._read_block_end()
         self._block_end = self._next_id
 
@@ -63,7 +67,7 @@ class ProducerIdAllocator:
 
     def _read_block_end(self) -> int:
         try:
-            text = self._path.read_bytes().decode("ascii", errors="replace")
+            text = read_file(self._path, self._fs).decode("ascii", errors="replace")
         except FileNotFoundError:
             return 0
         except OSError as error:
@@ -80,7 +84,7 @@ class ProducerIdAllocator:
 
     def _write_block_end(self, block_end: int) -> None:
         try:
-            atomic_write(self._path, f"{block_end}\n".encode("ascii"))
+            atomic_write(self._path, f"{block_end}\n".encode("ascii"), fs=self._fs)
         except OSError as error:
             raise ProducerIdFileError(
                 f"cannot reserve producer ids in {self._path}: {error}"

@@ -40,6 +40,9 @@ from kio.schema.errors import ErrorCode
 from millpond.clock import Clock
 from millpond.protocol.records import BatchHeader
 from millpond.storage.files import atomic_write
+from millpond.storage.files import read_file
+from millpond.storage.fs import REAL_FILE_SYSTEM
+from millpond.storage.fs import FileSystem
 
 SNAPSHOT_SUFFIX = ".snapshot"
 SNAPSHOT_VERSION = 1
@@ -141,13 +144,20 @@ def _first_sequence(last_sequence: int, delta: int) -> int:
 class ProducerStateManager:
     """Per-partition producer state: sequence checks before an append, updates after it.
 
-    Pure apart from the snapshot files in `directory` (the partition directory).
+    Pure apart from the snapshot files in `directory` (the partition directory), which it
+    reads and writes through `fs`.
     """
 
     def __init__(
-        self, directory: Path, clock: Clock, *, producer_id_expiration_ms: int = 86_400_000
+        self,
+        directory: Path,
+        clock: Clock,
+        *,
+        producer_id_expiration_ms: int = 86_400_000,
+        fs: FileSystem = REAL_FILE_SYSTEM,
     ) -> None:
         self._directory = directory
+        self._fs = fs
         self._clock = clock
         self._producer_id_expiration_ms = producer_id_expiration_ms
         self._producers: dict[int, ProducerStateEntry] = {}
@@ -255,13 +265,22 @@ class ProducerStateManager:
             )
         body = b"".join(entries)
         data = _SNAPSHOT_HEADER.pack(SNAPSHOT_VERSION, crc32c(body)) + body
-        atomic_write(snapshot_path(self._directory, log_end_offset), data, sync=sync)
+        atomic_write(snapshot_path(self._directory, log_end_offset), data, sync=sync, fs=self._fs)
+
+    def _names(self) -> list[str]:
+        """The names in the directory (none if it does not exist yet, as a glob would say)."""
+        try:
+            return self._fs.listdir(self._directory)
+        except FileNotFoundError:
+            return []
 
     def snapshot_offsets(self) -> list[int]:
         """Offsets of the snapshot files in the directory, ascending."""
         offsets = []
-        for path in self._directory.glob(f"*{SNAPSHOT_SUFFIX}"):
-            stem = path.name.removesuffix(SNAPSHOT_SUFFIX)
+        for name in self._names():
+            if not name.endswith(SNAPSHOT_SUFFIX):
+                continue
+            stem = name.removesuffix(SNAPSHOT_SUFFIX)
             if len(stem) == _OFFSET_DIGITS and stem.isdigit():
                 offsets.append(int(stem))
         return sorted(offsets)
@@ -273,7 +292,7 @@ class ProducerStateManager:
         """
         for offset in self.snapshot_offsets():
             if offset < log_start_offset:
-                snapshot_path(self._directory, offset).unlink(missing_ok=True)
+                self._fs.unlink(snapshot_path(self._directory, offset), missing_ok=True)
 
     def load(
         self,
@@ -291,21 +310,22 @@ class ProducerStateManager:
         Replayed batches keep their `max_timestamp` as their timestamp.
         """
         self._producers.clear()
-        for leftover in self._directory.glob(f"*{SNAPSHOT_SUFFIX}.tmp"):
-            leftover.unlink(missing_ok=True)
+        for name in self._names():
+            if name.endswith(SNAPSHOT_SUFFIX + ".tmp"):
+                self._fs.unlink(self._directory / name, missing_ok=True)
         offsets = self.snapshot_offsets()
         for offset in offsets:
             if offset > log_end_offset or offset < log_start_offset:
-                snapshot_path(self._directory, offset).unlink(missing_ok=True)
+                self._fs.unlink(snapshot_path(self._directory, offset), missing_ok=True)
         usable = [o for o in offsets if log_start_offset <= o <= log_end_offset]
 
         replay_from = log_start_offset
         for offset in reversed(usable):
             path = snapshot_path(self._directory, offset)
             try:
-                self._producers = _read_snapshot(path)
+                self._producers = _read_snapshot(path, self._fs)
             except CorruptSnapshotError:
-                path.unlink(missing_ok=True)
+                self._fs.unlink(path, missing_ok=True)
                 continue
             replay_from = offset
             break
@@ -318,10 +338,10 @@ class ProducerStateManager:
             self.update(batch, batch.max_timestamp)
 
 
-def _read_snapshot(path: Path) -> dict[int, ProducerStateEntry]:
+def _read_snapshot(path: Path, fs: FileSystem) -> dict[int, ProducerStateEntry]:
     """Decode one snapshot file. Raises CorruptSnapshotError if it cannot be trusted."""
     try:
-        data = path.read_bytes()
+        data = read_file(path, fs)
     except OSError as error:
         raise CorruptSnapshotError(f"cannot read producer snapshot {path}: {error}") from error
     if len(data) < _SNAPSHOT_HEADER.size:

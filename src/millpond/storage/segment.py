@@ -17,7 +17,7 @@ renames it to `.swap` and finally to the plain names (see log.py).
 
 A segment only ever holds whole batches with increasing offsets, all at or above its base
 offset; only a crash can leave a torn or corrupt tail, which `recover` cuts off. Reads go
-through os.pread on the segment's fd, so a read copies the bytes once and never builds
+through pread on the segment's fd, so a read copies the bytes once and never builds
 per-record objects.
 """
 
@@ -39,6 +39,9 @@ from millpond.protocol.records import InvalidRecordError
 from millpond.protocol.records import crc_matches
 from millpond.protocol.records import iter_record_offsets_and_timestamps
 from millpond.protocol.records import read_header
+from millpond.storage.files import write_all
+from millpond.storage.fs import REAL_FILE_SYSTEM
+from millpond.storage.fs import FileSystem
 from millpond.storage.index import MAX_POSITION
 from millpond.storage.index import MAX_RELATIVE_OFFSET
 from millpond.storage.index import OffsetIndex
@@ -61,13 +64,6 @@ def segment_file_name(base_offset: int, suffix: str) -> str:
     return f"{base_offset:020d}{suffix}"
 
 
-def _write_all(fd: int, data: memoryview, position: int) -> None:
-    while data:
-        written = os.pwrite(fd, data, position)
-        data = data[written:]
-        position += written
-
-
 class LogSegment:
     """A `.log` file with its offset and time indexes, owning their three fds.
 
@@ -79,21 +75,31 @@ class LogSegment:
     """
 
     def __init__(
-        self, directory: Path, base_offset: int, created_ms: int, file_suffix: str = ""
+        self,
+        directory: Path,
+        base_offset: int,
+        created_ms: int,
+        file_suffix: str = "",
+        *,
+        fs: FileSystem = REAL_FILE_SYSTEM,
     ) -> None:
         self.base_offset = base_offset
         self.file_suffix = file_suffix
+        self.fs = fs
         self.log_path = directory / (segment_file_name(base_offset, LOG_SUFFIX) + file_suffix)
-        self.fd = os.open(self.log_path, os.O_RDWR | os.O_CREAT, 0o644)
+        self.fd = fs.open(self.log_path, os.O_RDWR | os.O_CREAT, 0o644)
         self.offset_index = OffsetIndex(
-            directory / (segment_file_name(base_offset, INDEX_SUFFIX) + file_suffix), base_offset
+            directory / (segment_file_name(base_offset, INDEX_SUFFIX) + file_suffix),
+            base_offset,
+            fs=fs,
         )
         self.time_index = TimeIndex(
             directory / (segment_file_name(base_offset, TIME_INDEX_SUFFIX) + file_suffix),
             base_offset,
+            fs=fs,
         )
         self.created_ms = created_ms
-        self.size = os.fstat(self.fd).st_size
+        self.size = fs.file_size(self.fd)
         self.next_offset = base_offset
         self.max_timestamp = NO_TIMESTAMP
         self.offset_of_max_timestamp = base_offset
@@ -107,21 +113,33 @@ class LogSegment:
 
     @classmethod
     def create(
-        cls, directory: Path, base_offset: int, created_ms: int, file_suffix: str = ""
+        cls,
+        directory: Path,
+        base_offset: int,
+        created_ms: int,
+        file_suffix: str = "",
+        *,
+        fs: FileSystem = REAL_FILE_SYSTEM,
     ) -> LogSegment:
         """A new empty segment; stale files with the same names are removed first.
 
         `file_suffix` is appended to each file name (the cleaner writes `.log.cleaned` and
         friends, which a log never lists as segments)."""
         for suffix in (LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX):
-            (directory / (segment_file_name(base_offset, suffix) + file_suffix)).unlink(
-                missing_ok=True
+            fs.unlink(
+                directory / (segment_file_name(base_offset, suffix) + file_suffix), missing_ok=True
             )
-        return cls(directory, base_offset, created_ms, file_suffix)
+        return cls(directory, base_offset, created_ms, file_suffix, fs=fs)
 
     @classmethod
     def load(
-        cls, directory: Path, base_offset: int, created_ms: int, file_suffix: str = ""
+        cls,
+        directory: Path,
+        base_offset: int,
+        created_ms: int,
+        file_suffix: str = "",
+        *,
+        fs: FileSystem = REAL_FILE_SYSTEM,
     ) -> LogSegment:
         """Open an existing segment trusting its files, without reading the whole log.
 
@@ -130,7 +148,7 @@ class LogSegment:
         the last offset index entry to find `next_offset`. Sets `needs_recovery` when any of
         that fails, or when an index is missing for a non-empty log.
         """
-        segment = cls(directory, base_offset, created_ms, file_suffix)
+        segment = cls(directory, base_offset, created_ms, file_suffix, fs=fs)
         segment.needs_recovery = not segment._load_state()
         return segment
 
@@ -172,7 +190,7 @@ class LogSegment:
             if self.size - position < BATCH_HEADER_SIZE:
                 return None
             base_offset, batch_length, _, magic, _, _, last_offset_delta = _PREFIX.unpack(
-                os.pread(self.fd, _PREFIX.size, position)
+                self.fs.pread(self.fd, _PREFIX.size, position)
             )
             if (
                 magic != CURRENT_MAGIC
@@ -197,14 +215,14 @@ class LogSegment:
         self.max_timestamp = NO_TIMESTAMP
         self.offset_of_max_timestamp = self.base_offset
         self._bytes_since_last_index_entry = 0
-        file_size = os.fstat(self.fd).st_size
+        file_size = self.fs.file_size(self.fd)
         next_offset = self.base_offset
         position = 0
         chunk = b""
         chunk_start = 0
         while file_size - position >= BATCH_HEADER_SIZE:
             if position + BATCH_HEADER_SIZE > chunk_start + len(chunk):
-                chunk = os.pread(self.fd, _RECOVERY_CHUNK, position)
+                chunk = self.fs.pread(self.fd, _RECOVERY_CHUNK, position)
                 chunk_start = position
             try:
                 header = read_header(chunk, position - chunk_start)
@@ -213,7 +231,7 @@ class LogSegment:
             if position + header.size > file_size:
                 break
             if position + header.size > chunk_start + len(chunk):
-                chunk = os.pread(self.fd, max(_RECOVERY_CHUNK, header.size), position)
+                chunk = self.fs.pread(self.fd, max(_RECOVERY_CHUNK, header.size), position)
                 chunk_start = position
                 header = read_header(chunk, 0)
             if (
@@ -234,7 +252,7 @@ class LogSegment:
         self.on_become_inactive()  # harmless if it stays active: entries only need to grow
         truncated = file_size - position
         if truncated:
-            os.ftruncate(self.fd, position)
+            self.fs.ftruncate(self.fd, position)
         self.needs_recovery = False
         return truncated
 
@@ -264,7 +282,7 @@ class LogSegment:
         first = batches[0].position
         last = batches[-1]
         end = last.position + last.size
-        _write_all(self.fd, memoryview(records)[first:end], self.size)
+        write_all(self.fs, self.fd, memoryview(records)[first:end], self.size)
         for batch, base_offset in zip(batches, base_offsets, strict=True):
             self._index_batch(
                 base_offset, batch.max_timestamp, self.size + batch.position - first, batch.size,
@@ -284,7 +302,7 @@ class LogSegment:
     def _read_prefix(self, position: int) -> tuple[int, int, int]:
         """(base_offset, size, last_offset_delta) of the batch at `position`."""
         base_offset, batch_length, _, _, _, _, last_offset_delta = _PREFIX.unpack(
-            os.pread(self.fd, _PREFIX.size, position)
+            self.fs.pread(self.fd, _PREFIX.size, position)
         )
         return base_offset, LOG_OVERHEAD + batch_length, last_offset_delta
 
@@ -323,11 +341,11 @@ class LogSegment:
                 if not min_one_batch:
                     return b""
                 end = start + first_size
-        return os.pread(self.fd, end - start, start)
+        return self.fs.pread(self.fd, end - start, start)
 
     def read_header_at(self, position: int) -> BatchHeader:
         """The header of the batch at `position`, with `position` set to that file position."""
-        header = read_header(os.pread(self.fd, BATCH_HEADER_SIZE, position))
+        header = read_header(self.fs.pread(self.fd, BATCH_HEADER_SIZE, position))
         return dataclasses.replace(header, position=position)
 
     def iter_batches(self, from_offset: int) -> Iterator[BatchHeader]:
@@ -350,7 +368,7 @@ class LogSegment:
         if header.max_timestamp < timestamp or header.last_offset < min_offset:
             return None
         if not header.attributes & (COMPRESSION_MASK | TIMESTAMP_TYPE_MASK):
-            data = os.pread(self.fd, header.size, header.position)
+            data = self.fs.pread(self.fd, header.size, header.position)
             try:
                 for offset, record_timestamp in iter_record_offsets_and_timestamps(
                     data, dataclasses.replace(header, position=0)
@@ -400,16 +418,21 @@ class LogSegment:
         """The log, offset index and time index fds (what a flush must sync)."""
         return self.fd, self.offset_index.fd, self.time_index.fd
 
+    def sync_files(self) -> None:
+        """fdatasync the log and both indexes."""
+        for fd in self.fds:
+            self.fs.fdatasync(fd)
+
     def close_files(self) -> None:
-        os.close(self.fd)
+        self.fs.close(self.fd)
         self.offset_index.close()
         self.time_index.close()
 
     def unlink_files(self) -> None:
         """Remove the three files; the fds stay usable until `close_files`."""
-        self.log_path.unlink(missing_ok=True)
-        self.offset_index.path.unlink(missing_ok=True)
-        self.time_index.path.unlink(missing_ok=True)
+        self.fs.unlink(self.log_path, missing_ok=True)
+        self.fs.unlink(self.offset_index.path, missing_ok=True)
+        self.fs.unlink(self.time_index.path, missing_ok=True)
 
     def rename_files(self, file_suffix: str) -> None:
         """Rename the three files to carry `file_suffix` ("" for the segment's own names);
@@ -418,10 +441,10 @@ class LogSegment:
         name with indexes under the new, which recovery treats as a missing index)."""
         for holder in (self.offset_index, self.time_index):
             target = _with_suffix(holder.path, self.file_suffix, file_suffix)
-            holder.path.replace(target)
+            self.fs.replace(holder.path, target)
             holder.path = target
         target = _with_suffix(self.log_path, self.file_suffix, file_suffix)
-        self.log_path.replace(target)
+        self.fs.replace(self.log_path, target)
         self.log_path = target
         self.file_suffix = file_suffix
 
