@@ -24,7 +24,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck
 from hypothesis import Phase
 from hypothesis import given
@@ -279,11 +278,6 @@ def assert_alive(broker: BrokerProcess) -> None:
     assert broker.process.poll() is None, broker.log()[-3000:]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="one 23-byte request kills the broker: kio 0.6.5 pre-allocates for a hostile array "
-    "length and Rust aborts the process (test_decoder_fuzz.test_known_decoder_abort)",
-)
 def test_huge_array_count_does_not_kill_the_broker(broker: BrokerProcess) -> None:
     with WireClient(broker.bootstrap) as attacker:
         attacker.send_raw(HUGE_COMPACT_ARRAY)
@@ -303,11 +297,6 @@ METADATA_V10_BY_TOPIC_ID = bytes.fromhex(
 )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the Metadata handler answers v10/v11 with a null topic name, encode_response raises "
-    "in KafkaConnection._write_ready (a done callback): no response, no close",
-)
 def test_metadata_by_topic_id_before_v12_is_answered(broker: BrokerProcess) -> None:
     with WireClient(broker.bootstrap, timeout=3) as client:
         client.send_raw(METADATA_V10_BY_TOPIC_ID)

@@ -382,12 +382,6 @@ def slow_reader(broker: BrokerProcess, pid: int) -> tuple[list[tuple[float, int,
     return samples, sent
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the in-flight cap is checked only after every frame of a read is dispatched, and "
-    "responses go into the transport buffer even while writing is paused: a burst of pipelined "
-    "Fetches from a client that never reads makes the broker hold all their responses",
-)
 def test_pipelined_burst_from_a_slow_reader_is_capped(
     slow_topic_broker: tuple[BrokerProcess, int],
 ) -> None:

@@ -37,7 +37,10 @@ from millpond.protocol.framing import FramingError
 
 logger = logging.getLogger(__name__)
 
-MAX_IN_FLIGHT_PER_CONNECTION = 64
+# Requests of one connection being handled or answered at once. Frames beyond it wait, still
+# undecoded, and the socket is not read until the count drops, so a client pipelining
+# requests cannot make the broker hold more than this many responses for it.
+MAX_IN_FLIGHT_PER_CONNECTION = 16
 
 Response = Entity | RawResponse | None
 
@@ -55,6 +58,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self._pending: collections.deque[tuple[int, asyncio.Future[Response], str, float]] = (
             collections.deque()
         )
+        # Complete frames not yet started (see MAX_IN_FLIGHT_PER_CONNECTION).
+        self._waiting: collections.deque[bytearray] = collections.deque()
         self._reading_paused = False
         self._writing_paused = False
         self._closed = False
@@ -87,10 +92,11 @@ class KafkaConnection(asyncio.BufferedProtocol):
         for _correlation_id, task, _api_name, _received in self._pending:
             task.cancel()
         self._pending.clear()
+        self._waiting.clear()
 
     @property
     def idle(self) -> bool:
-        return not self._pending and not self.reader.mid_frame
+        return not self._pending and not self._waiting and not self.reader.mid_frame
 
     def get_buffer(self, sizehint: int) -> memoryview:
         return self.reader.get_buffer(sizehint)
@@ -103,11 +109,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
         except FramingError as error:
             self.close(f"framing error: {error}")
             return
-        for frame in self.reader.frames():
-            if self._closed:
-                return
-            self._dispatch(frame)
-        self._update_reading()
+        self._waiting.extend(self.reader.frames())
+        self._dispatch_waiting()
 
     def eof_received(self) -> bool | None:
         return None
@@ -118,6 +121,18 @@ class KafkaConnection(asyncio.BufferedProtocol):
 
     def resume_writing(self) -> None:
         self._writing_paused = False
+        self._dispatch_waiting()
+
+    def _dispatch_waiting(self) -> None:
+        """Start waiting requests, in order, while the connection has room for them."""
+        waiting = self._waiting
+        while (
+            waiting
+            and not self._closed
+            and not self._writing_paused
+            and len(self._pending) < MAX_IN_FLIGHT_PER_CONNECTION
+        ):
+            self._dispatch(waiting.popleft())
         self._update_reading()
 
     # --- requests ------------------------------------------------------------------------------
@@ -181,16 +196,28 @@ class KafkaConnection(asyncio.BufferedProtocol):
             if isinstance(body, RawResponse):
                 self.transport.writelines(body.pieces)
                 self.metrics.bytes_sent(sum(len(piece) for piece in body.pieces))
-            else:
+                continue
+            try:
                 encoded = encode_response(correlation_id, body)
-                self.transport.write(encoded)
-                self.metrics.bytes_sent(len(encoded))
-        self._update_reading()
+            except Exception as error:  # a handler built a response its version cannot carry
+                logger.error(
+                    "cannot encode the %s response for %s: %r", api_name, self.peer, error,
+                    exc_info=error,
+                )  # fmt: skip
+                self.close("internal error")
+                return
+            self.transport.write(encoded)
+            self.metrics.bytes_sent(len(encoded))
+        self._dispatch_waiting()
 
     def _update_reading(self) -> None:
         if self.transport is None or self._closed:
             return
-        should_pause = self._writing_paused or len(self._pending) >= MAX_IN_FLIGHT_PER_CONNECTION
+        should_pause = (
+            self._writing_paused
+            or bool(self._waiting)
+            or len(self._pending) >= MAX_IN_FLIGHT_PER_CONNECTION
+        )
         if should_pause and not self._reading_paused:
             self.transport.pause_reading()
             self._reading_paused = True

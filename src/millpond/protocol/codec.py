@@ -29,6 +29,8 @@ from kio.serial import entity_writer
 from kio.serial.errors import BufferUnderflow
 from kio.static.protocol import Entity
 
+from millpond.protocol.guard import GuardError
+from millpond.protocol.guard import check_request
 from millpond.protocol.varint import read_uvarint
 
 API_VERSIONS_KEY = 18
@@ -145,6 +147,10 @@ def decode_request(
     body_type = request_type(header.api_key, header.api_version)
     if body_type.__flexible__:
         offset = _skip_tagged_fields(frame, offset)
+    try:
+        check_request(body_type, frame, offset)
+    except GuardError as error:
+        raise ProtocolError(f"malformed {body_type.__name__}: {error}") from error
     try:
         body, _size = _reader(body_type)(frame, offset)
     except (BufferUnderflow, ValueError, TypeError, OverflowError, UnicodeDecodeError) as error:

@@ -97,7 +97,9 @@ async def handle_metadata(ctx: BrokerContext, header: RequestHeader, request: An
             if name is None and topic_id is not None:
                 topic = ctx.logs.topics_by_id.get(topic_id)
                 if topic is None:
-                    topics.append(error_entry(None, ErrorCode.unknown_topic_id, topic_id))
+                    # The response's topic name is nullable only from v12 on.
+                    unnamed = None if version >= 12 else ""
+                    topics.append(error_entry(unnamed, ErrorCode.unknown_topic_id, topic_id))
                     continue
             else:
                 if topic_name_problem(name) is not None:
