@@ -22,8 +22,8 @@ system-deps:
 	@command -v kcat >/dev/null 2>&1 || bash scripts/install-system-deps
 
 lint: install
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench fuzz
+	$(BIN)/ruff format --check src tests bench fuzz
 	$(BIN)/mypy
 
 test: system-deps install lint

@@ -23,6 +23,7 @@ per-record objects.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import struct
@@ -282,14 +283,41 @@ class LogSegment:
         first = batches[0].position
         last = batches[-1]
         end = last.position + last.size
-        write_all(self.fs, self.fd, memoryview(records)[first:end], self.size)
-        for batch, base_offset in zip(batches, base_offsets, strict=True):
-            self._index_batch(
-                base_offset, batch.max_timestamp, self.size + batch.position - first, batch.size,
-                index_interval_bytes,
-            )  # fmt: skip
+        try:
+            write_all(self.fs, self.fd, memoryview(records)[first:end], self.size)
+        except OSError:
+            # Disk full (ENOSPC) or an I/O error mid-write: cut what part of the batch made it,
+            # so the file stays whole batches, and let the producer hear KAFKA_STORAGE_ERROR.
+            # The next append writes at the same place once space returns.
+            self._cut_to_size()
+            raise
+        saved = (
+            self.max_timestamp,
+            self.offset_of_max_timestamp,
+            self._bytes_since_last_index_entry,
+        )
+        try:
+            for batch, base_offset in zip(batches, base_offsets, strict=True):
+                self._index_batch(
+                    base_offset, batch.max_timestamp, self.size + batch.position - first,
+                    batch.size, index_interval_bytes,
+                )  # fmt: skip
+        except OSError:
+            # An index write failed after the data landed: undo the data too, and start the
+            # sparse indexes afresh (empty is valid, only slower) rather than half-written.
+            self._cut_to_size()
+            self.max_timestamp, self.offset_of_max_timestamp = saved[0], saved[1]
+            self._bytes_since_last_index_entry = saved[2]
+            self.offset_index.reset()
+            self.time_index.reset()
+            raise
         self.size += end - first
         self.next_offset = base_offsets[-1] + last.last_offset_delta + 1
+
+    def _cut_to_size(self) -> None:
+        # If even this fails, reads still stop at self.size and the next append overwrites it.
+        with contextlib.suppress(OSError):
+            self.fs.ftruncate(self.fd, self.size)
 
     def on_become_inactive(self) -> bool:
         """Record the segment's largest timestamp as the time index's last entry (on roll
