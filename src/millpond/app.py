@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import resource
 import signal
@@ -222,6 +223,9 @@ async def serve(data_dir: Path, config: BrokerConfig) -> None:
     raise_open_file_limit()
     broker = Broker(data_dir, config)
     await broker.start()
+    # Everything built at start-up lives as long as the process: keep it out of the cyclic
+    # collector's full passes, which otherwise stall requests for tens of milliseconds.
+    gc.freeze()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

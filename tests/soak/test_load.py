@@ -39,6 +39,7 @@ from kio.schema.produce.v9 import request as produce_v9
 from kio.serial import entity_reader
 from kio.serial import entity_writer
 
+from millpond.broker.server import MAX_IN_FLIGHT_PER_CONNECTION
 from tests.support.batches import build_batch
 from tests.support.server import BrokerProcess
 from tests.support.server import running_broker
@@ -334,7 +335,7 @@ def test_slow_reader_does_not_grow_the_broker_without_bound(
 
 
 SLOW_CLIENT_ID = b"s" * 16_000  # large requests, so unread ones fill the kernel's buffers
-MAX_IN_FLIGHT = 64  # millpond.broker.server.MAX_IN_FLIGHT_PER_CONNECTION
+MAX_IN_FLIGHT = MAX_IN_FLIGHT_PER_CONNECTION
 BURST_REQUESTS = 200
 BURST_MAX_BYTES = 2 * MIB
 

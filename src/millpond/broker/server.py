@@ -40,7 +40,7 @@ logger = logging.getLogger(__name__)
 # Requests of one connection being handled or answered at once. Frames beyond it wait, still
 # undecoded, and the socket is not read until the count drops, so a client pipelining
 # requests cannot make the broker hold more than this many responses for it.
-MAX_IN_FLIGHT_PER_CONNECTION = 16
+MAX_IN_FLIGHT_PER_CONNECTION = 64
 
 Response = Entity | RawResponse | None
 
