@@ -31,6 +31,8 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from millpond.protocol.fields import encode_array_length
+from millpond.protocol.fields import encode_string
 from millpond.protocol.varint import encode_uvarint
 
 FLEXIBLE_FROM = 12
@@ -54,17 +56,6 @@ class FetchedPartition:
     log_start_offset: int
     records: bytes | memoryview | None
     preferred_read_replica: int = -1
-
-
-def _string(value: str, flexible: bool) -> bytes:
-    encoded = value.encode()
-    if flexible:
-        return encode_uvarint(len(encoded) + 1) + encoded
-    return _INT16.pack(len(encoded)) + encoded
-
-
-def _array_length(count: int, flexible: bool) -> bytes:
-    return encode_uvarint(count + 1) if flexible else _INT32.pack(count)
 
 
 def encode_fetch_response(
@@ -91,10 +82,10 @@ def encode_fetch_response(
         head += _TOP_V7.pack(throttle_time_ms, error_code, session_id)
     else:
         head += _INT32.pack(throttle_time_ms)
-    head += _array_length(len(topics), flexible)
+    head += encode_array_length(len(topics), flexible)
     for name, partitions in topics:
-        head += _string(name, flexible)
-        head += _array_length(len(partitions), flexible)
+        head += encode_string(name, flexible)
+        head += encode_array_length(len(partitions), flexible)
         for partition in partitions:
             head += _PARTITION.pack(
                 partition.partition_index,

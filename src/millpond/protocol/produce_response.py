@@ -26,7 +26,8 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from millpond.protocol.varint import encode_uvarint
+from millpond.protocol.fields import encode_array_length
+from millpond.protocol.fields import encode_string
 
 FLEXIBLE_FROM = 9
 
@@ -46,19 +47,6 @@ class ProducedPartition:
     error_message: str | None = None
 
 
-def _length(count: int, flexible: bool) -> bytes:
-    return encode_uvarint(count + 1) if flexible else _INT32.pack(count)
-
-
-def _string(value: str | None, flexible: bool) -> bytes:
-    if value is None:
-        return b"\x00" if flexible else _INT16.pack(-1)
-    encoded = value.encode()
-    if flexible:
-        return encode_uvarint(len(encoded) + 1) + encoded
-    return _INT16.pack(len(encoded)) + encoded
-
-
 def encode_produce_response(
     version: int,
     correlation_id: int,
@@ -73,10 +61,10 @@ def encode_produce_response(
     out += _INT32.pack(correlation_id)
     if flexible:
         out += b"\x00"
-    out += _length(len(topics), flexible)
+    out += encode_array_length(len(topics), flexible)
     for name, partitions in topics:
-        out += _string(name, flexible)
-        out += _length(len(partitions), flexible)
+        out += encode_string(name, flexible)
+        out += encode_array_length(len(partitions), flexible)
         for partition in partitions:
             out += _PARTITION.pack(
                 partition.index,
@@ -87,8 +75,8 @@ def encode_produce_response(
             if version >= 5:
                 out += _INT64.pack(partition.log_start_offset)
             if version >= 8:
-                out += _length(0, flexible)
-                out += _string(partition.error_message, flexible)
+                out += encode_array_length(0, flexible)
+                out += encode_string(partition.error_message, flexible)
             if flexible:
                 out += b"\x00"
         if flexible:
