@@ -22,6 +22,7 @@ from millpond.console.metrics import BrokerMetrics
 from millpond.console.metrics import PartitionStats
 from millpond.coordinator.group_coordinator import TICK_INTERVAL_MS
 from millpond.coordinator.group_coordinator import GroupCoordinator
+from millpond.coordinator.share_coordinator import ShareCoordinator
 from millpond.storage.cleaner import LogCleaner
 from millpond.storage.log_manager import LogManager
 from millpond.storage.producer_ids import ProducerIdAllocator
@@ -55,6 +56,16 @@ class Broker:
             self.config, self.clock, self.logs, ctx.group_commit, ctx.appended
         )
         replayed = ctx.groups.load()
+        ctx.shares = ShareCoordinator(
+            self.config,
+            self.clock,
+            self.logs,
+            ctx.group_commit,
+            ctx.appended,
+            ctx.groups.has_group,
+        )
+        replayed += ctx.shares.load()
+        self.metrics.watch_share_groups(ctx.shares)
         self.metrics.watch_group_lag(ctx.groups.offsets.lag)
         self.ctx = ctx
         if self.config.http_listen is not None:
@@ -73,6 +84,7 @@ class Broker:
             loop.create_task(self._retention_loop()),
             loop.create_task(self._flush_loop()),
             loop.create_task(self._group_timer_loop()),
+            loop.create_task(self._share_timer_loop()),
             loop.create_task(self._offset_expiry_loop()),
             loop.create_task(self._cleaner_loop()),
         ]
@@ -108,6 +120,8 @@ class Broker:
         if self.ctx is not None:
             if self.ctx.groups is not None:
                 await self.ctx.groups.wait_idle()
+            if self.ctx.shares is not None:
+                await self.ctx.shares.wait_idle()
             await self.ctx.group_commit.wait_idle()
         self.logs.shutdown()
         if self.http is not None:  # last, so probes see "stopping" until the end
@@ -153,6 +167,16 @@ class Broker:
         while True:
             await asyncio.sleep(TICK_INTERVAL_MS / 1000)
             coordinator.tick()
+
+    async def _share_timer_loop(self) -> None:
+        assert self.ctx is not None
+        shares = self.ctx.share
+        while True:
+            await asyncio.sleep(TICK_INTERVAL_MS / 1000)
+            try:
+                await shares.tick()
+            except Exception as error:  # the next tick tries again
+                logger.error("share group timers failed: %s", error)
 
     async def _offset_expiry_loop(self) -> None:
         assert self.ctx is not None

@@ -336,6 +336,72 @@ BROKER_KEYS: dict[str, ConfigKey] = {
             config_type=_INT,
         ),
         ConfigKey(
+            "group.share.record.lock.duration.ms",
+            _parse_int,
+            "30000",
+            "How long a share-group member holds the records it acquired before they are "
+            "offered again.",
+            _between(1000, 3600000),
+            config_type=_INT,
+        ),
+        ConfigKey(
+            "group.share.delivery.count.limit",
+            _parse_int,
+            "5",
+            "Deliveries of a record to a share group before it is dead-lettered and archived.",
+            _between(2, 10),
+            config_type=_INT,
+        ),
+        ConfigKey(
+            "group.share.partition.max.record.locks",
+            _parse_int,
+            "2000",
+            "Records of one partition a share group may have in flight at once.",
+            _between(100, 10000),
+            config_type=_INT,
+        ),
+        ConfigKey(
+            "group.share.session.timeout.ms",
+            _parse_int,
+            "45000",
+            "A share-group member not heard from this long is removed.",
+            _at_least(1),
+            config_type=_INT,
+        ),
+        ConfigKey(
+            "group.share.heartbeat.interval.ms",
+            _parse_int,
+            "5000",
+            "How often share-group members are asked to heartbeat.",
+            _at_least(1),
+            config_type=_INT,
+        ),
+        ConfigKey(
+            "group.share.max.size",
+            _parse_int,
+            "200",
+            "Most members one share group may have.",
+            _at_least(1),
+            config_type=_INT,
+        ),
+        ConfigKey(
+            "group.share.max.share.sessions",
+            _parse_int,
+            "2000",
+            "Most share sessions this broker keeps at once.",
+            _at_least(1),
+            config_type=_INT,
+        ),
+        ConfigKey(
+            "millpond.delivery.delay.ms",
+            _parse_int,
+            "0",
+            "Default millpond.delivery.delay.ms of a topic: share groups acquire a record only "
+            "this long after its timestamp.",
+            _at_least(0),
+            config_type=_LONG,
+        ),
+        ConfigKey(
             "kafka.listen",
             _parse_str,
             "127.0.0.1:9092",
@@ -464,8 +530,148 @@ TOPIC_KEYS: dict[str, ConfigKey] = {
             "log.cleaner.min.compaction.lag.ms",
             _LONG,
         ),
+        ConfigKey(
+            "millpond.delivery.delay.ms",
+            _parse_int,
+            "",
+            "Share groups acquire a record only this long after its timestamp (consumer groups "
+            "read it at once).",
+            _at_least(0),
+            "millpond.delivery.delay.ms",
+            _LONG,
+        ),
     )
 }
+
+
+def _auto_offset_reset(value: Any) -> str | None:
+    text = str(value)
+    if text in {"latest", "earliest"}:
+        return None
+    if text.startswith("by_duration:") and _ISO_DURATION.fullmatch(text[len("by_duration:") :]):
+        return None
+    return "must be latest, earliest or by_duration:<ISO-8601 duration, e.g. PT1H>"
+
+
+_ISO_DURATION = re.compile(
+    r"P(?:(?P<days>\d+)D)?(?:T(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?"
+    r"(?:(?P<seconds>\d+(?:\.\d+)?)S)?)?"
+)
+
+
+def iso_duration_ms(text: str) -> int:
+    """PnDTnHnMnS as milliseconds (the form share.auto.offset.reset=by_duration takes)."""
+    match = _ISO_DURATION.fullmatch(text)
+    if match is None or text in {"P", "PT"}:
+        raise ConfigError(f"invalid ISO-8601 duration {text!r}")
+    days = int(match["days"] or 0)
+    hours = int(match["hours"] or 0)
+    minutes = int(match["minutes"] or 0)
+    seconds = float(match["seconds"] or 0)
+    return int((((days * 24 + hours) * 60 + minutes) * 60 + seconds) * 1000)
+
+
+def _dead_letter_topic(value: Any) -> str | None:
+    text = str(value)
+    if text == "":
+        return None  # dead-lettering off
+    if len(text) > 249 or not re.fullmatch(r"[a-zA-Z0-9._-]+", text) or text in {".", ".."}:
+        return "must be a legal topic name, or empty to turn dead-lettering off"
+    if text.startswith("__"):
+        return "must not be an internal topic"
+    return None
+
+
+# Group configs (IncrementalAlterConfigs / DescribeConfigs resource type GROUP), stored with the
+# share group. A key with a broker_default falls back to that broker key.
+GROUP_KEYS: dict[str, ConfigKey] = {
+    key.name: key
+    for key in (
+        ConfigKey(
+            "share.auto.offset.reset",
+            _parse_str,
+            "latest",
+            "Where a share group starts on a partition it has never read.",
+            _auto_offset_reset,
+            config_type=_STRING,
+        ),
+        ConfigKey(
+            "share.isolation.level",
+            _parse_str,
+            "read_uncommitted",
+            "Accepted for compatibility: this broker has no transactions.",
+            _one_of("read_uncommitted", "read_committed"),
+            config_type=_STRING,
+        ),
+        ConfigKey(
+            "share.record.lock.duration.ms",
+            _parse_int,
+            "",
+            "How long a member holds the records it acquired.",
+            _between(1000, 3600000),
+            "group.share.record.lock.duration.ms",
+            _INT,
+        ),
+        ConfigKey(
+            "share.delivery.count.limit",
+            _parse_int,
+            "",
+            "Deliveries of a record before it is dead-lettered and archived.",
+            _between(2, 10),
+            "group.share.delivery.count.limit",
+            _INT,
+        ),
+        ConfigKey(
+            "share.partition.max.record.locks",
+            _parse_int,
+            "",
+            "Records of one partition the group may have in flight.",
+            _between(100, 10000),
+            "group.share.partition.max.record.locks",
+            _INT,
+        ),
+        ConfigKey(
+            "share.session.timeout.ms",
+            _parse_int,
+            "",
+            "A member not heard from this long is removed.",
+            _at_least(1),
+            "group.share.session.timeout.ms",
+            _INT,
+        ),
+        ConfigKey(
+            "share.heartbeat.interval.ms",
+            _parse_int,
+            "",
+            "How often members heartbeat.",
+            _at_least(1),
+            "group.share.heartbeat.interval.ms",
+            _INT,
+        ),
+        ConfigKey(
+            "errors.deadletterqueue.topic.name",
+            _parse_str,
+            "",
+            "Where rejected and undeliverable records are copied (default dlq.<group>; empty "
+            "turns dead-lettering off).",
+            _dead_letter_topic,
+            config_type=_STRING,
+        ),
+    )
+}
+
+
+def validate_group_configs(configs: Mapping[str, str | None]) -> dict[str, Any]:
+    """Parse group config overrides; raises ConfigError on an unknown key or bad value."""
+    parsed: dict[str, Any] = {}
+    for name, raw in configs.items():
+        key = GROUP_KEYS.get(name)
+        if key is None:
+            raise ConfigError(f"unknown group config {name!r}")
+        if raw is None:
+            raise ConfigError(f"null value for group config {name!r}")
+        parsed[name] = key.parse_value(raw)
+    return parsed
 
 
 _HOST_PORT = re.compile(r"^(?:\[(?P<ipv6>[0-9a-fA-F:.]+)\]|(?P<host>[^:\[\]]*)):(?P<port>\d+)$")
@@ -577,6 +783,7 @@ class TopicConfig:
     delete_retention_ms: int
     min_cleanable_dirty_ratio: float
     min_compaction_lag_ms: int
+    delivery_delay_ms: int
 
     @classmethod
     def resolve(cls, broker: BrokerConfig, overrides: Mapping[str, str]) -> TopicConfig:
@@ -597,6 +804,7 @@ class TopicConfig:
             delete_retention_ms=value("delete.retention.ms"),
             min_cleanable_dirty_ratio=value("min.cleanable.dirty.ratio"),
             min_compaction_lag_ms=value("min.compaction.lag.ms"),
+            delivery_delay_ms=value("millpond.delivery.delay.ms"),
         )
 
     @property

@@ -46,6 +46,13 @@ from .handlers.offset_commit import handle_offset_commit
 from .handlers.offset_delete import handle_offset_delete
 from .handlers.offset_fetch import handle_offset_fetch
 from .handlers.produce import handle_produce
+from .handlers.share_acknowledge import handle_share_acknowledge
+from .handlers.share_fetch import handle_share_fetch
+from .handlers.share_group_describe import handle_share_group_describe
+from .handlers.share_group_heartbeat import handle_share_group_heartbeat
+from .handlers.share_group_offsets import handle_alter_share_group_offsets
+from .handlers.share_group_offsets import handle_delete_share_group_offsets
+from .handlers.share_group_offsets import handle_describe_share_group_offsets
 from .handlers.sync_group import handle_sync_group
 
 Handler = Callable[
@@ -93,6 +100,13 @@ APIS: dict[int, Api] = {
         Api(44, "IncrementalAlterConfigs", 0, 1, handle_incremental_alter_configs),
         Api(47, "OffsetDelete", 0, 0, handle_offset_delete),
         Api(60, "DescribeCluster", 0, 1, handle_describe_cluster),
+        Api(76, "ShareGroupHeartbeat", 1, 1, handle_share_group_heartbeat),
+        Api(77, "ShareGroupDescribe", 1, 1, handle_share_group_describe),
+        Api(78, "ShareFetch", 1, 1, handle_share_fetch),
+        Api(79, "ShareAcknowledge", 1, 2, handle_share_acknowledge),
+        Api(90, "DescribeShareGroupOffsets", 0, 1, handle_describe_share_group_offsets),
+        Api(91, "AlterShareGroupOffsets", 0, 0, handle_alter_share_group_offsets),
+        Api(92, "DeleteShareGroupOffsets", 0, 0, handle_delete_share_group_offsets),
     )
 }
 

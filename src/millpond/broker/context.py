@@ -15,6 +15,7 @@ from millpond.storage.producer_ids import ProducerIdAllocator
 
 if TYPE_CHECKING:
     from millpond.coordinator.group_coordinator import GroupCoordinator
+    from millpond.coordinator.share_coordinator import ShareCoordinator
 
 
 @dataclass
@@ -27,6 +28,7 @@ class BrokerContext:
     appended: AppendSignal = field(default_factory=AppendSignal)
     # Built right after the context (it needs the same collaborators); see app.py.
     groups: GroupCoordinator | None = None
+    shares: ShareCoordinator | None = None
     # Filled in by the server once it is bound: what Metadata tells clients.
     advertised_host: str = "127.0.0.1"
     advertised_port: int = 9092
@@ -36,6 +38,12 @@ class BrokerContext:
         if self.groups is None:
             raise RuntimeError("the group coordinator is not running")
         return self.groups
+
+    @property
+    def share(self) -> ShareCoordinator:
+        if self.shares is None:
+            raise RuntimeError("the share coordinator is not running")
+        return self.shares
 
     @property
     def node_id(self) -> int:

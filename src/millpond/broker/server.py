@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
+import itertools
 import logging
 import socket
 from typing import Any
@@ -45,6 +46,9 @@ MAX_IN_FLIGHT_PER_CONNECTION = 64
 Response = Entity | RawResponse | None
 
 
+_connection_ids = itertools.count(1)
+
+
 class KafkaConnection(asyncio.BufferedProtocol):
     def __init__(self, server: KafkaServer) -> None:
         self.server = server
@@ -63,6 +67,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self._reading_paused = False
         self._writing_paused = False
         self._closed = False
+        self.connection_id = next(_connection_ids)
 
     # --- asyncio callbacks -------------------------------------------------------------------
 
@@ -93,6 +98,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
             task.cancel()
         self._pending.clear()
         self._waiting.clear()
+        if self.ctx.shares is not None:
+            self.ctx.shares.connection_closed(self.connection_id)
 
     @property
     def idle(self) -> bool:
@@ -155,7 +162,9 @@ class KafkaConnection(asyncio.BufferedProtocol):
         except ProtocolError as error:
             self.close(f"malformed request: {error}")
             return
-        header = dataclasses.replace(header, client_host=self.client_host)
+        header = dataclasses.replace(
+            header, client_host=self.client_host, connection_id=self.connection_id
+        )
         api = APIS[header.api_key]
         coroutine = api.handler(self.ctx, header, request)
         loop = asyncio.get_running_loop()

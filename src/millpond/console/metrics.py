@@ -14,6 +14,14 @@ millpond_partition_size_bytes               gauge      topic, partition         
 millpond_group_committed_offset             gauge      group, topic, partition   at scrape
 millpond_group_lag_messages                 gauge      group, topic, partition   at scrape
 millpond_group_lag_seconds                  gauge      group, topic, partition   at scrape
+millpond_share_group_members                gauge      group                     at scrape
+millpond_share_start_offset                 gauge      group, topic, partition   at scrape
+millpond_share_lag_messages                 gauge      group, topic, partition   at scrape
+millpond_share_records_in_flight            gauge      group, topic, partition   at scrape
+millpond_share_records_available            gauge      group, topic, partition   at scrape
+millpond_share_records_archived             gauge      group, topic, partition   at scrape
+millpond_share_oldest_available_age_seconds gauge      group, topic, partition   at scrape
+millpond_share_dead_letters                 gauge      -                         at scrape
 ==========================================  =========  ========================  =================
 
 `api` is the Kafka API name (`Produce`, `Fetch`, ...). Counters and the histogram also carry
@@ -32,6 +40,7 @@ from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry
 from prometheus_client import Counter
@@ -42,6 +51,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
 from millpond.coordinator.lag import GroupPartitionLag
+from millpond.coordinator.share_coordinator import PartitionSummary
 
 # 0.1 ms .. 10 s in roughly 1-2.5-5 steps: a cached Metadata answer lands in the first buckets,
 # an acks=all Produce waiting on fsync in the middle, a long-poll Fetch near the top.
@@ -80,6 +90,18 @@ class PartitionStats:
 
 
 PartitionSource = Callable[[], Iterable[PartitionStats]]
+
+
+class ShareSource(Protocol):
+    dead_lettered_total: int
+
+    def member_counts(self) -> Iterable[tuple[str, int]]: ...
+
+    def all_summaries(self) -> Iterable[PartitionSummary]: ...
+
+    def wall_ms(self) -> int: ...
+
+
 GroupLagSource = Callable[[], Iterable[GroupPartitionLag]]
 
 
@@ -148,6 +170,79 @@ class _BrokerStateCollector:
         )
 
 
+class _ShareGroupCollector:
+    """Share groups as a scrape sees them: members, and per partition where the group stands."""
+
+    def __init__(self) -> None:
+        self.sources: list[ShareSource] = []
+
+    def describe(self) -> Iterator[Metric]:
+        yield from self._families()
+
+    def collect(self) -> Iterator[Metric]:
+        families = self._families()
+        members, start, lag, in_flight, available, archived, age, dead = families
+        for source in self.sources:
+            dead.add_metric([], source.dead_lettered_total)
+            for group, count in source.member_counts():
+                members.add_metric([group], count)
+            now = source.wall_ms()
+            for row in source.all_summaries():
+                labels = [row.group_id, row.topic, str(row.partition)]
+                start.add_metric(labels, row.start_offset)
+                lag.add_metric(labels, row.lag)
+                in_flight.add_metric(labels, row.in_flight)
+                available.add_metric(labels, row.available)
+                archived.add_metric(labels, row.archived_total)
+                if row.oldest_available_timestamp is not None:
+                    age.add_metric(labels, max(0, now - row.oldest_available_timestamp) / 1000)
+        yield from families
+
+    @staticmethod
+    def _families() -> tuple[GaugeMetricFamily, ...]:
+        def family(name: str, doc: str, labels: tuple[str, ...]) -> GaugeMetricFamily:
+            return GaugeMetricFamily(name, doc, labels=labels)
+
+        return (
+            family("millpond_share_group_members", "Members of the share group.", ("group",)),
+            family(
+                "millpond_share_start_offset",
+                "Share-partition start offset: every record before it is done.",
+                _GROUP_LABELS,
+            ),
+            family(
+                "millpond_share_lag_messages",
+                "Records from the start offset to the log end not yet acknowledged or archived.",
+                _GROUP_LABELS,
+            ),
+            family(
+                "millpond_share_records_in_flight",
+                "Records acquired by members and not yet acknowledged.",
+                _GROUP_LABELS,
+            ),
+            family(
+                "millpond_share_records_available",
+                "Records waiting to be acquired (delayed ones included).",
+                _GROUP_LABELS,
+            ),
+            family(
+                "millpond_share_records_archived",
+                "Records archived (rejected or out of deliveries) since the broker started.",
+                _GROUP_LABELS,
+            ),
+            family(
+                "millpond_share_oldest_available_age_seconds",
+                "Age of the oldest record waiting to be acquired.",
+                _GROUP_LABELS,
+            ),
+            family(
+                "millpond_share_dead_letters",
+                "Records copied to dead-letter topics since the broker started.",
+                (),
+            ),
+        )
+
+
 class BrokerMetrics:
     """Counters the server updates, plus collectors that read broker state at scrape time.
 
@@ -187,6 +282,8 @@ class BrokerMetrics:
         )
         self._state = _BrokerStateCollector()
         self.registry.register(self._state)
+        self._shares = _ShareGroupCollector()
+        self.registry.register(self._shares)
 
     def connection_opened(self) -> None:
         self._open_connections.inc()
@@ -208,6 +305,10 @@ class BrokerMetrics:
     def watch_partitions(self, source: PartitionSource) -> None:
         """Add a source of partition stats; it is called on every scrape, never in between."""
         self._state.partition_sources.append(source)
+
+    def watch_share_groups(self, source: ShareSource) -> None:
+        """Add the share coordinator; it is read on every scrape, never in between."""
+        self._shares.sources.append(source)
 
     def watch_group_lag(self, source: GroupLagSource) -> None:
         """Add a source of consumer group lag; it is called on every scrape, never in between."""

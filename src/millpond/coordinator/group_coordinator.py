@@ -540,6 +540,10 @@ class GroupCoordinator:
 
     # --- listing, describing, deleting ------------------------------------------------------------
 
+    def has_group(self, group_id: str) -> bool:
+        group = self.groups.get(group_id)
+        return group is not None and group.state is not GroupState.DEAD
+
     def list_groups(self) -> list[GroupListing]:
         return [
             GroupListing(group.group_id, group.protocol_type or "", group.state)

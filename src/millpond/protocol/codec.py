@@ -64,6 +64,8 @@ class RequestHeader:
     client_id: str | None
     # Filled in by the transport shell: where the request came from, as Kafka shows it.
     client_host: str = ""
+    # Which connection it came on (share sessions close with their connection).
+    connection_id: int = 0
 
 
 class UnsupportedRequest(Exception):
