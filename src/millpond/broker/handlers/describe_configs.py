@@ -1,4 +1,4 @@
-"""DescribeConfigs (API 32): a topic's effective configs, or this broker's."""
+"""DescribeConfigs (API 32): a topic's effective configs, a share group's, or this broker's."""
 
 from __future__ import annotations
 
@@ -14,10 +14,12 @@ from millpond.protocol.codec import RequestHeader
 from millpond.protocol.codec import response_type
 
 from .topic_configs import broker_config_entries
+from .topic_configs import group_config_entries
 from .topic_configs import topic_config_entries
 
 TOPIC = 2
 BROKER = 4
+GROUP = 32
 
 
 def _describe(ctx: BrokerContext, resource: Any, synonyms: bool) -> dict[str, Any]:
@@ -43,6 +45,12 @@ def _describe(ctx: BrokerContext, resource: Any, synonyms: bool) -> dict[str, An
             entry["error_message"] = f"this broker is node {ctx.node_id}"
         else:
             entry["configs"] = broker_config_entries(ctx.config, names, synonyms=synonyms)
+    elif resource.resource_type == GROUP:
+        group_id = resource.resource_name
+        overrides = ctx.share.group_configs.get(group_id, {})
+        entry["configs"] = group_config_entries(
+            ctx.config, group_id, overrides, names, synonyms=synonyms
+        )
     else:
         entry["error_code"] = ErrorCode.invalid_request
         entry["error_message"] = f"unsupported resource type {resource.resource_type}"

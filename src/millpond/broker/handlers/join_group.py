@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
+from kio.schema.errors import ErrorCode
 from kio.static.protocol import Entity
 
 from millpond.broker.context import BrokerContext
@@ -24,6 +25,20 @@ async def handle_join_group(ctx: BrokerContext, header: RequestHeader, request: 
     rebalance_timeout_ms = _ms(rebalance) if rebalance is not None else session_timeout_ms
     if rebalance_timeout_ms < 0:
         rebalance_timeout_ms = session_timeout_ms
+    if request.group_id in ctx.share.groups:
+        # The id belongs to a share group: a classic member cannot join it (as in Kafka).
+        refusal = {
+            "throttle_time": datetime.timedelta(0),
+            "error_code": ErrorCode.inconsistent_group_protocol,
+            "generation_id": -1,
+            "protocol_type": None,
+            "protocol_name": "" if header.api_version < 7 else None,
+            "leader": "",
+            "skip_assignment": False,
+            "member_id": request.member_id,
+            "members": [],
+        }
+        return build(response_type(header.api_key, header.api_version), refusal)
     result = await ctx.coordinator.join_group(
         request.group_id,
         request.member_id,

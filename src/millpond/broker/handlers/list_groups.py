@@ -1,4 +1,6 @@
-"""ListGroups (API 16): every group, filtered by state (v4+) and type (v5+, only "classic")."""
+"""ListGroups (API 16): every group, filtered by state (v4+) and type (v5+: "classic" consumer
+groups, "share" groups). Before v5 a client cannot tell the types apart, so share groups are
+listed only to clients that can (as Kafka does, with protocol type "share")."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ GROUP_TYPE = "classic"
 
 async def handle_list_groups(ctx: BrokerContext, header: RequestHeader, request: Any) -> Entity:
     states = {parse_state_filter(name) for name in getattr(request, "states_filter", ())}
+    state_names = {name.lower() for name in getattr(request, "states_filter", ())}
     types = {name.lower() for name in getattr(request, "types_filter", ())}
     groups = [
         {
@@ -30,6 +33,17 @@ async def handle_list_groups(ctx: BrokerContext, header: RequestHeader, request:
         for listing in ctx.coordinator.list_groups()
         if (not states or listing.state in states) and (not types or GROUP_TYPE in types)
     ]
+    if header.api_version >= 5 and (not types or "share" in types):
+        groups.extend(
+            {
+                "group_id": group.group_id,
+                "protocol_type": "share",
+                "group_state": group.state,
+                "group_type": "share",
+            }
+            for group in ctx.share.groups.values()
+            if not state_names or group.state.lower() in state_names
+        )
     response = {
         "throttle_time": datetime.timedelta(0),
         "error_code": ErrorCode.none,

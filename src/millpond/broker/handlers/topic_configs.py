@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from millpond.config import BROKER_KEYS
+from millpond.config import GROUP_KEYS
 from millpond.config import TOPIC_KEYS
 from millpond.config import BrokerConfig
 from millpond.storage.log_manager import Topic
@@ -13,6 +14,7 @@ from millpond.storage.log_manager import Topic
 DYNAMIC_TOPIC_CONFIG = 1
 STATIC_BROKER_CONFIG = 4
 DEFAULT_CONFIG = 5
+DYNAMIC_GROUP_CONFIG = 8
 
 
 def render(value: Any) -> str:
@@ -78,6 +80,52 @@ def broker_config_entries(
                 "config_source": source,
                 "is_sensitive": False,
                 "synonyms": [{"name": name, "value": value, "source": source}] if synonyms else [],
+                "config_type": key.config_type,
+                "documentation": key.doc,
+            }
+        )
+    return entries
+
+
+def group_config_entries(
+    config: BrokerConfig,
+    group_id: str,
+    overrides: dict[str, str],
+    names: set[str] | None,
+    *,
+    synonyms: bool = False,
+) -> list[dict[str, Any]]:
+    """A share group's configs: its overrides, else the broker's group.share.* defaults."""
+    entries = []
+    for name, key in GROUP_KEYS.items():
+        if names is not None and name not in names:
+            continue
+        if key.broker_default is not None:
+            default_value = render(config[key.broker_default])
+            default_origin = broker_source(config, key.broker_default)
+        elif name == "errors.deadletterqueue.topic.name":
+            default_value, default_origin = f"dlq.{group_id}", DEFAULT_CONFIG
+        else:
+            default_value, default_origin = key.default, DEFAULT_CONFIG
+        overridden = name in overrides
+        value = overrides[name] if overridden else default_value
+        synonym_list = []
+        if synonyms:
+            if overridden:
+                synonym_list.append({"name": name, "value": value, "source": DYNAMIC_GROUP_CONFIG})
+            if key.broker_default is not None:
+                synonym_list.append(
+                    {"name": key.broker_default, "value": default_value, "source": default_origin}
+                )
+        entries.append(
+            {
+                "name": name,
+                "value": value,
+                "read_only": False,
+                "is_default": not overridden,
+                "config_source": DYNAMIC_GROUP_CONFIG if overridden else default_origin,
+                "is_sensitive": False,
+                "synonyms": synonym_list,
                 "config_type": key.config_type,
                 "documentation": key.doc,
             }
