@@ -14,6 +14,7 @@ import typer
 from typer._click import exceptions as click_exceptions
 
 from millpond.cli import console
+from millpond.cli import dlq
 from millpond.cli import groups
 from millpond.cli import topics
 from millpond.cli.errors import USAGE_ERROR
@@ -109,6 +110,7 @@ def serve(
 
 app.add_typer(topics.app, name="topics")
 app.add_typer(groups.app, name="groups")
+app.add_typer(dlq.app, name="dlq")
 app.command("produce")(console.produce)
 app.command("consume")(console.consume)
 
