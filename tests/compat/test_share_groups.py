@@ -28,6 +28,7 @@ from confluent_kafka.admin import ConfigResource
 from confluent_kafka.admin import NewTopic
 from confluent_kafka.admin import ResourceType
 
+from tests.cli.support import run_cli
 from tests.support.server import BrokerProcess
 from tests.support.server import running_broker
 
@@ -59,9 +60,7 @@ def set_group_configs(bootstrap: str, group: str, **configs: str) -> None:
     """IncrementalAlterConfigs on the GROUP resource, as kafka-configs --entity-type groups."""
     admin = AdminClient({"bootstrap.servers": bootstrap})
     entries = [
-        ConfigEntry(
-            name.replace("_", "."), value, incremental_operation=AlterConfigOpType.SET
-        )
+        ConfigEntry(name.replace("_", "."), value, incremental_operation=AlterConfigOpType.SET)
         for name, value in configs.items()
     ]
     resource = ConfigResource(ResourceType.GROUP, group, incremental_configs=entries)
@@ -346,7 +345,9 @@ def test_delayed_records_wait_for_share_groups_but_not_for_consumer_groups(
     due = int(time.time() * 1000) + 2500
     produce(bootstrap, "later", [b"now"])
     producer = Producer({"bootstrap.servers": bootstrap})
-    producer.produce("later", value=b"delayed", headers=[("millpond.deliver.after.ms", b"%d" % due)])
+    producer.produce(
+        "later", value=b"delayed", headers=[("millpond.deliver.after.ms", b"%d" % due)]
+    )
     assert producer.flush(10) == 0
 
     # A consumer group reads the log as it is: both records at once.
@@ -377,3 +378,49 @@ def test_a_topic_delay_holds_every_record_back(share_broker: BrokerProcess) -> N
     poll_until(consumer, lambda: len(arrivals) == 2, lambda m: arrivals.append(time.time() * 1000))
     consumer.close()
     assert min(arrivals) - produced_at >= 1500 - 50  # record timestamps are taken client-side
+
+
+def test_redrive_puts_dead_letters_back_for_the_workers(share_broker: BrokerProcess) -> None:
+    bootstrap = share_broker.bootstrap
+    create_topic(bootstrap, "payments")
+    set_group_configs(bootstrap, "payers", share_auto_offset_reset="earliest")
+    produce(bootstrap, "payments", [b"flaky-1", b"ok", b"flaky-2"], headers=[("id", b"7")])
+
+    # First pass: the flaky records fail every time and end in dlq.payers.
+    consumer = share_consumer(bootstrap, "payers", share_acknowledgement_mode="explicit")
+    consumer.subscribe(["payments"])
+    accepted: list[bytes] = []
+
+    def fail_flaky(message: Message) -> None:
+        if message.value().startswith(b"flaky"):
+            consumer.acknowledge(message, AcknowledgeType.REJECT)
+        else:
+            consumer.acknowledge(message)
+            accepted.append(message.value())
+
+    poll_until(consumer, lambda: accepted == [b"ok"], fail_flaky)
+    consumer.commit_sync()
+    assert len(read_topic(bootstrap, "dlq.payers", 2)) == 2
+
+    # The bug is fixed: redrive, and the same worker now accepts them.
+    result = run_cli("dlq", "redrive", "payers", bootstrap=bootstrap)
+    assert result.returncode == 0, result.stderr
+    again = run_cli("dlq", "redrive", "payers", bootstrap=bootstrap)
+    assert again.returncode == 0, again.stderr  # a rerun redrives nothing more
+
+    def accept_all(message: Message) -> None:
+        consumer.acknowledge(message)
+        accepted.append(message.value())
+        headers = dict(message.headers() or [])
+        assert headers.get("id") == b"7"
+        assert not any(name.startswith("_dlq.") for name in headers)
+
+    poll_until(consumer, lambda: len(accepted) == 3, accept_all)
+    consumer.commit_sync()
+    extra: list[Message] = []
+    deadline = time.monotonic() + 1.5
+    while time.monotonic() < deadline:
+        extra.extend(records(consumer.poll(0.3)))
+    consumer.close()
+    assert sorted(accepted) == [b"flaky-1", b"flaky-2", b"ok"]
+    assert extra == [], "a dead letter was redriven twice"
