@@ -273,6 +273,7 @@ class SharePartition:
         self.start_offset = log_start_offset
         self.end_offset = max(self.end_offset, log_start_offset)
         self.state_epoch += 1
+        self._advance_start()
         return True
 
     # -- acknowledgement ------------------------------------------------------------------------

@@ -71,7 +71,10 @@ def _read_string(data: bytes, position: int) -> tuple[str, int]:
     position += 2
     if length < 0 or position + length > len(data):
         raise StateFormatError("bad string length")
-    return data[position : position + length].decode(), position + length
+    try:
+        return data[position : position + length].decode(), position + length
+    except UnicodeDecodeError:
+        raise StateFormatError("string is not UTF-8") from None
 
 
 def encode_key(key: PartitionKey | GroupConfigKey) -> bytes:
@@ -91,6 +94,8 @@ def decode_key(data: bytes) -> PartitionKey | GroupConfigKey:
     (kind,) = _INT16.unpack_from(data, 0)
     group_id, position = _read_string(data, 2)
     if kind == _GROUP_CONFIGS:
+        if position != len(data):
+            raise StateFormatError("trailing bytes after a group configs key")
         return GroupConfigKey(group_id)
     if kind != _PARTITION_STATE or position + 20 != len(data):
         raise StateFormatError(f"unknown key type {kind}")
@@ -147,6 +152,8 @@ def decode_group_configs(data: bytes) -> dict[str, str]:
     if version != _VERSION:
         raise StateFormatError(f"unknown group configs version {version}")
     (count,) = _INT32.unpack_from(data, 2)
+    if count < 0:
+        raise StateFormatError("negative group configs count")
     position = 6
     configs: dict[str, str] = {}
     for _ in range(count):
