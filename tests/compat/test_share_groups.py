@@ -135,7 +135,8 @@ def test_workers_share_one_partition_and_each_record_is_accepted_once(
     create_topic(bootstrap, "jobs")
     set_group_configs(bootstrap, "workers", share_auto_offset_reset="earliest")
     values = [f"job-{n}".encode() for n in range(300)]
-    produce(bootstrap, "jobs", values)
+    # Large batches: a worker acquires only its max.poll.records of one, the rest stay for others.
+    produce(bootstrap, "jobs", values, per_batch=100)
     accepted: dict[str, list[bytes]] = {}
     lock = threading.Lock()
     failures: list[BaseException] = []

@@ -371,6 +371,7 @@ class ShareCoordinator:
                     now,
                     now_wall,
                     deliver_after,
+                    limit=max_records - acquired,
                 )
                 if ranges:
                     result.records.append(view[header.position : header.position + header.size])

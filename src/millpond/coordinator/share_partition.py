@@ -53,6 +53,8 @@ class Disposition:
 
 
 TERMINAL = (RecordState.ACKNOWLEDGED, RecordState.ARCHIVED)
+# A restored record's delivery time is not stored; it is read again when it is next offered.
+DELIVERY_TIME_UNKNOWN = -1
 
 
 @dataclass(slots=True)
@@ -170,7 +172,10 @@ class SharePartition:
                 partition.records[offset] = InFlight(state, batch.delivery_count)
                 partition.end_offset = max(partition.end_offset, offset + 1)
         for offset in range(start_offset, partition.end_offset):
-            partition.records.setdefault(offset, InFlight(RecordState.AVAILABLE))
+            # Never delivered, so possibly delayed: acquisition rereads its delivery time.
+            partition.records.setdefault(
+                offset, InFlight(RecordState.AVAILABLE, deliver_after_ms=DELIVERY_TIME_UNKNOWN)
+            )
         partition._advance_start()
         return partition
 
@@ -221,13 +226,16 @@ class SharePartition:
         now_ms: int,
         now_wall_ms: int,
         deliver_after: Callable[[int], int] | None = None,
+        limit: int | None = None,
     ) -> list[AcquiredRange]:
         """Acquire what may be acquired in [first_offset, last_offset] (one stored batch):
-        available tracked records, and new offsets while the window has room. Delayed records
-        are taken into the window but left available."""
+        available tracked records, and new offsets while the window has room, at most `limit`
+        of them. Delayed records are taken into the window but left available."""
         taken: list[tuple[int, int]] = []
         deadline = now_ms + self.limits.lock_duration_ms
         for offset in range(max(first_offset, self.start_offset), last_offset + 1):
+            if limit is not None and len(taken) >= limit:
+                break
             record = self.records.get(offset)
             if record is None:
                 if offset != self.end_offset:
@@ -239,6 +247,8 @@ class SharePartition:
                     record.deliver_after_ms = deliver_after(offset)
                 self.records[offset] = record
                 self.end_offset = offset + 1
+            elif record.deliver_after_ms == DELIVERY_TIME_UNKNOWN:
+                record.deliver_after_ms = 0 if deliver_after is None else deliver_after(offset)
             if record.state is RecordState.AVAILABLE and record.deliver_after_ms <= now_wall_ms:
                 record.state = RecordState.ACQUIRED
                 record.delivery_count += 1

@@ -58,6 +58,14 @@ def test_a_fresh_instance_shows_every_family_at_zero() -> None:
         "millpond_group_committed_offset": "gauge",
         "millpond_group_lag_messages": "gauge",
         "millpond_group_lag_seconds": "gauge",
+        "millpond_share_group_members": "gauge",
+        "millpond_share_start_offset": "gauge",
+        "millpond_share_lag_messages": "gauge",
+        "millpond_share_records_in_flight": "gauge",
+        "millpond_share_records_available": "gauge",
+        "millpond_share_records_archived": "gauge",
+        "millpond_share_oldest_available_age_seconds": "gauge",
+        "millpond_share_dead_letters": "gauge",
     }
     assert samples["millpond_open_connections", labels()] == 0
     assert samples["millpond_bytes_received_total", labels()] == 0

@@ -933,3 +933,25 @@ SharePartitionMachine.TestCase.settings = settings(
     max_examples=300, stateful_step_count=40, deadline=None
 )
 TestSharePartitionMachine = SharePartitionMachine.TestCase
+
+
+def test_a_restored_delayed_record_is_not_offered_before_its_time() -> None:
+    limits = SharePartitionLimits(lock_duration_ms=1000, delivery_count_limit=3, max_in_flight=100)
+    partition = SharePartition(0, limits)
+    # Offset 0 delayed until wall time 5000; offset 1 delivered and accepted.
+    partition.acquire_range(0, 1, "m", 0, 0, lambda offset: 5000 if offset == 0 else 0)
+    partition.acknowledge("m", [Acknowledgement(1, 1, (1,))], 0)
+    restored = SharePartition.restore(partition.start_offset, partition.state_batches(), limits)
+    assert restored.next_candidate(0, 100) == 0  # its time is unknown until it is reread
+    assert restored.acquire_range(0, 1, "m", 0, 100, lambda offset: 5000) == []
+    got = restored.acquire_range(0, 1, "m", 0, 5000, lambda offset: 5000)
+    assert [(r.first_offset, r.last_offset) for r in got] == [(0, 0)]
+
+
+def test_a_limit_leaves_the_rest_of_a_batch_for_other_members() -> None:
+    limits = SharePartitionLimits(lock_duration_ms=1000, delivery_count_limit=3, max_in_flight=100)
+    partition = SharePartition(0, limits)
+    first = partition.acquire_range(0, 9, "a", 0, 0, limit=4)
+    second = partition.acquire_range(0, 9, "b", 0, 0, limit=4)
+    assert [(r.first_offset, r.last_offset) for r in first] == [(0, 3)]
+    assert [(r.first_offset, r.last_offset) for r in second] == [(4, 7)]
