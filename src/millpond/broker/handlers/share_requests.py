@@ -23,20 +23,25 @@ AckResult = tuple[ErrorCode, str | None]
 def requested_partitions(
     topics: Iterable[Any],
 ) -> dict[PartitionKey, list[Acknowledgement]]:
-    """(topic id, partition) -> acks, in request order. librdkafka may name a topic twice
-    (added partitions and acked ones in separate passes), so entries are merged."""
-    wanted: dict[PartitionKey, list[Acknowledgement]] = {}
+    """(topic id, partition) -> acks. librdkafka may name a topic twice (added partitions and
+    acked ones in separate passes), so entries are merged: ordered by their first batch, each
+    entry's batches kept in request order, so that a client sending them out of order still
+    gets INVALID_REQUEST from the validation (as in Kafka)."""
+    entries: dict[PartitionKey, list[list[Acknowledgement]]] = {}
     for topic in topics:
         topic_id = topic.topic_id or uuid.UUID(int=0)
         for partition in topic.partitions:
-            acks = wanted.setdefault((topic_id, partition.partition_index), [])
-            acks.extend(
+            batches = [
                 Acknowledgement(b.first_offset, b.last_offset, tuple(b.acknowledge_types))
                 for b in partition.acknowledgement_batches
-            )
-    for acks in wanted.values():
-        acks.sort(key=lambda ack: ack.first_offset)
-    return wanted
+            ]
+            found = entries.setdefault((topic_id, partition.partition_index), [])
+            if batches:
+                found.append(batches)
+    return {
+        key: [ack for batches in sorted(found, key=lambda b: b[0].first_offset) for ack in batches]
+        for key, found in entries.items()
+    }
 
 
 def partition_problem(ctx: BrokerContext, key: PartitionKey) -> AckResult | None:
