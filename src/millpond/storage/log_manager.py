@@ -121,6 +121,8 @@ class LogManager:
         self.cluster_id = ""
         self.node_id = 0
         self._clean_shutdown = False
+        # Names of topics whose partitions are being opened (see reserve_topic).
+        self._reserved: set[str] = set()
 
     # --- start and stop -------------------------------------------------------------------
 
@@ -201,25 +203,65 @@ class LogManager:
 
     def create_topic(self, name: str, partitions: int, configs: dict[str, str]) -> Topic:
         """Create a topic (after check_new_topic) and its partition logs."""
+        topic, count = self.reserve_topic(name, partitions, configs)
+        try:
+            self.open_new_partitions(topic, count)
+        finally:
+            self.finish_topic(topic, count)
+        return topic
+
+    def reserve_topic(
+        self, name: str, partitions: int, configs: dict[str, str]
+    ) -> tuple[Topic, int]:
+        """Validate a new topic and hold its name: (the topic, its partition count). Then
+        `open_new_partitions` (which may run in a worker thread: it touches only the new topic
+        and its directories) and `finish_topic`, always, on the owning thread."""
         config = self.check_new_topic(name, partitions, 1, configs)
+        if name in self._reserved:
+            raise TopicError("topic_already_exists", f"topic {name!r} is being created")
         if partitions == -1:
             partitions = self.broker_config["num.partitions"]
         topic = Topic(name, uuid.uuid4(), dict(configs), config)
-        self._register(topic)
+        # The topic is on record before its directories exist: after a crash, start-up opens
+        # (or creates) its partitions, and never meets a directory nobody owns.
         try:
-            self._write_topics_file_with_counts({name: partitions})
-            self._add_partitions(topic, partitions)
+            self._write_topics_file_with_counts({name: partitions}, also=topic)
         except OSError as error:
-            # Out of file descriptors or disk: undo, so no half-made topic is left behind.
-            del self.topics[name]
-            del self.topics_by_id[topic.topic_id]
-            self._discard_partitions(topic, 0, partitions)
-            self._write_topics_file()
             raise TopicError(
                 "kafka_storage_error", f"cannot create topic {name!r}: {error}"
             ) from None
-        logger.info("created topic %s with %d partition(s)", name, partitions)
-        return topic
+        self._reserved.add(name)
+        return topic, partitions
+
+    def open_new_partitions(self, topic: Topic, count: int) -> None:
+        """Open `count` new, empty partitions of a reserved topic (removing stale directories
+        left by an earlier crash); raises OSError (out of file descriptors or disk)."""
+        for index in range(len(topic.partitions), count):
+            stale = self._partition_dir(topic.name, index)
+            if self.fs.exists(stale):
+                self.fs.rmtree(stale)
+            self._open_partition(topic, index, clean_shutdown=True)
+
+    def finish_topic(self, topic: Topic, count: int) -> None:
+        """Make a reserved topic visible once all its partitions are open, or, if they are
+        not, remove what was made and raise TopicError."""
+        self._reserved.discard(topic.name)
+        try:
+            if len(topic.partitions) != count:
+                raise OSError("not every partition could be opened")
+            self._register(topic)
+            self._write_topics_file()
+        except OSError as error:
+            # Out of file descriptors or disk: undo, so no half-made topic is left behind.
+            self.topics.pop(topic.name, None)
+            self.topics_by_id.pop(topic.topic_id, None)
+            self._discard_partitions(topic, 0, count)
+            with contextlib.suppress(OSError):
+                self._write_topics_file()
+            raise TopicError(
+                "kafka_storage_error", f"cannot create topic {topic.name!r}: {error}"
+            ) from None
+        logger.info("created topic %s with %d partition(s)", topic.name, count)
 
     def delete_topic(self, name: str) -> Topic:
         existing = self.topics.get(name)
@@ -374,7 +416,10 @@ class LogManager:
     def _write_topics_file(self) -> None:
         self._write_topics_file_with_counts({})
 
-    def _write_topics_file_with_counts(self, counts: dict[str, int]) -> None:
+    def _write_topics_file_with_counts(
+        self, counts: dict[str, int], also: Topic | None = None
+    ) -> None:
+        topics = [*self.topics.values(), *([also] if also is not None else [])]
         document = {
             "topics": [
                 {
@@ -383,7 +428,7 @@ class LogManager:
                     "partitions": counts.get(topic.name, len(topic.partitions)),
                     "configs": topic.configs,
                 }
-                for topic in self.topics.values()
+                for topic in topics
             ]
         }
         atomic_write(
