@@ -31,9 +31,13 @@ from kio.static.protocol import Entity
 
 from millpond.protocol.guard import GuardError
 from millpond.protocol.guard import check_request
+from millpond.protocol.produce_request import ProduceDecodeError
+from millpond.protocol.produce_request import ProduceRequestData
+from millpond.protocol.produce_request import decode_produce_request
 from millpond.protocol.varint import read_uvarint
 
 API_VERSIONS_KEY = 18
+PRODUCE_KEY = 0
 
 _HEADER_FIXED = struct.Struct(">hhih")
 _INT32 = struct.Struct(">i")
@@ -133,12 +137,13 @@ def _skip_tagged_fields(frame: bytes | bytearray | memoryview, offset: int) -> i
 
 def decode_request(
     frame: bytes | bytearray | memoryview, supported: dict[int, tuple[int, int]]
-) -> tuple[RequestHeader, Entity]:
+) -> tuple[RequestHeader, Entity | ProduceRequestData]:
     """Decode a whole request frame.
 
     Raises UnsupportedRequest for an API or version outside `supported` (api_key -> min, max),
     and ProtocolError for anything malformed.
     """
+    writable = frame
     if not isinstance(frame, bytes):
         # kio's native readers accept only read-only buffers; a read-only view costs no copy.
         frame = memoryview(frame).toreadonly()
@@ -149,6 +154,12 @@ def decode_request(
     body_type = request_type(header.api_key, header.api_version)
     if body_type.__flexible__:
         offset = _skip_tagged_fields(frame, offset)
+    if header.api_key == PRODUCE_KEY and not isinstance(writable, bytes):
+        # The hot path: parsed by hand, its record batches left in place in the frame.
+        try:
+            return header, decode_produce_request(writable, offset, header.api_version)
+        except ProduceDecodeError as error:
+            raise ProtocolError(f"malformed ProduceRequest: {error}") from error
     try:
         check_request(body_type, frame, offset)
     except GuardError as error:

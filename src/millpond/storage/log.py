@@ -385,7 +385,7 @@ class Log:
 
     # --- appending --------------------------------------------------------------------------
 
-    def append(self, records: bytearray, batches: list[BatchHeader]) -> AppendResult:
+    def append(self, records: bytearray | memoryview, batches: list[BatchHeader]) -> AppendResult:
         """Assign offsets to `batches` (whole, validated batches in `records`, as returned by
         `iter_batches(records)`), patching each base_offset in place, and write them.
 
@@ -436,7 +436,7 @@ class Log:
     def _write(
         self,
         segment: LogSegment,
-        records: bytearray,
+        records: bytearray | memoryview,
         batches: list[BatchHeader],
         base_offsets: list[int],
     ) -> None:

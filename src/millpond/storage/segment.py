@@ -273,7 +273,7 @@ class LogSegment:
 
     def append(
         self,
-        records: bytearray,
+        records: bytearray | memoryview,
         batches: list[BatchHeader],
         base_offsets: list[int],
         index_interval_bytes: int,

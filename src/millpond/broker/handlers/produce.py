@@ -57,7 +57,7 @@ class PartitionResult:
 
 
 def append_to_partition(
-    ctx: BrokerContext, partition: Partition, records: bytes | None
+    ctx: BrokerContext, partition: Partition, records: bytes | memoryview | None
 ) -> PartitionResult:
     """Validate and append one partition's records. Never raises for bad input."""
     log = partition.log
@@ -69,7 +69,11 @@ def append_to_partition(
             ErrorCode.message_too_large,
             message=f"batch of {len(records)} bytes exceeds max.message.bytes={max_bytes}",
         )
-    buffer = bytearray(records)
+    # The decoder hands over a writable view into the request frame: patched in place, never
+    # copied (anything else, e.g. a test's bytes, is copied once).
+    buffer = (
+        records if isinstance(records, memoryview) and not records.readonly else bytearray(records)
+    )
     try:
         batches = list(iter_batches(buffer))
     except InvalidRecordError as error:
