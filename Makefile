@@ -5,7 +5,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN = $(VENV)/bin
 
-.PHONY: run test install system-deps lint bench clean
+.PHONY: run test install system-deps bench-deps lint bench profile clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,8 +29,17 @@ lint: install
 test: system-deps install lint
 	$(BIN)/pytest
 
-bench: install
-	$(BIN)/python bench/broker_bench.py
+bench-deps:
+	@command -v redis-server >/dev/null 2>&1 && command -v rabbitmq-server >/dev/null 2>&1 \
+		|| bash scripts/install-bench-deps
+
+# The whole benchmark suite against tansu, Redis and RabbitMQ (bench/README.md); about 30 min.
+bench: install bench-deps
+	$(BIN)/python -m bench
+
+# py-spy flame graphs of the hot paths, written to bench/profiles/.
+profile: install
+	$(BIN)/python -m bench.profile
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
