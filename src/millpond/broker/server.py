@@ -47,6 +47,8 @@ Response = Entity | RawResponse | None
 
 
 _connection_ids = itertools.count(1)
+# The kernel caps it at net.core.somaxconn (4096 on current Linux).
+LISTEN_BACKLOG = 4096
 
 
 class KafkaConnection(asyncio.BufferedProtocol):
@@ -266,8 +268,14 @@ class KafkaServer:
 
     async def start(self) -> tuple[str, int]:
         loop = asyncio.get_running_loop()
+        # asyncio's default backlog of 100 overflows when hundreds of clients connect at once;
+        # the kernel then drops a SYN and the client retries only after a second.
         self._server = await loop.create_server(
-            lambda: KafkaConnection(self), self.host, self.port, reuse_address=True
+            lambda: KafkaConnection(self),
+            self.host,
+            self.port,
+            reuse_address=True,
+            backlog=LISTEN_BACKLOG,
         )
         self._reaper = loop.create_task(self._close_idle_connections())
         sockname = self._server.sockets[0].getsockname()

@@ -279,7 +279,10 @@ class Log:
         for index, segment in enumerate(segments):
             if index < recover_from and not segment.needs_recovery:
                 continue
-            truncated = segment.recover(self.config.index_interval_bytes)
+            truncated = segment.recover(
+                self.config.index_interval_bytes,
+                trusted_below=0 if clean_shutdown else self._recovery_point,
+            )
             recovered.append(segment)
             self.recovery_truncated_bytes += truncated
             following = segments[index + 1 :]

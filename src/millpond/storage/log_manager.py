@@ -123,6 +123,7 @@ class LogManager:
         self._clean_shutdown = False
         # Names of topics whose partitions are being opened (see reserve_topic).
         self._reserved: set[str] = set()
+        self._open_failures: dict[str, OSError] = {}
 
     # --- start and stop -------------------------------------------------------------------
 
@@ -235,20 +236,27 @@ class LogManager:
 
     def open_new_partitions(self, topic: Topic, count: int) -> None:
         """Open `count` new, empty partitions of a reserved topic (removing stale directories
-        left by an earlier crash); raises OSError (out of file descriptors or disk)."""
-        for index in range(len(topic.partitions), count):
-            stale = self._partition_dir(topic.name, index)
-            if self.fs.exists(stale):
-                self.fs.rmtree(stale)
-            self._open_partition(topic, index, clean_shutdown=True)
+        left by an earlier crash); raises OSError (out of file descriptors or disk), which
+        `finish_topic` then reports."""
+        try:
+            for index in range(len(topic.partitions), count):
+                stale = self._partition_dir(topic.name, index)
+                if self.fs.exists(stale):
+                    self.fs.rmtree(stale)
+                self._open_partition(topic, index, clean_shutdown=True)
+        except OSError as error:
+            self._open_failures[topic.name] = error
+            raise
 
     def finish_topic(self, topic: Topic, count: int) -> None:
         """Make a reserved topic visible once all its partitions are open, or, if they are
         not, remove what was made and raise TopicError."""
         self._reserved.discard(topic.name)
+        failure = self._open_failures.pop(topic.name, None)
         try:
             if len(topic.partitions) != count:
-                raise OSError("not every partition could be opened")
+                opened = f"{len(topic.partitions)} of {count} partitions opened"
+                raise OSError(f"{opened}: {failure}" if failure else opened)
             self._register(topic)
             self._write_topics_file()
         except OSError as error:
@@ -258,6 +266,7 @@ class LogManager:
             self._discard_partitions(topic, 0, count)
             with contextlib.suppress(OSError):
                 self._write_topics_file()
+            logger.error("cannot create topic %s: %s", topic.name, error)
             raise TopicError(
                 "kafka_storage_error", f"cannot create topic {topic.name!r}: {error}"
             ) from None

@@ -205,9 +205,13 @@ class LogSegment:
             position += LOG_OVERHEAD + batch_length
         return next_offset
 
-    def recover(self, index_interval_bytes: int) -> int:
+    def recover(self, index_interval_bytes: int, trusted_below: int = 0) -> int:
         """Validate every batch (length, magic, CRC-32C, increasing offsets), rebuild both
         indexes from them, and truncate the file at the first bad batch.
+
+        Batches wholly below `trusted_below` (the log's recovery point: fsynced before the crash)
+        are only walked, header by header, to rebuild the indexes; their bodies are neither read
+        nor checksummed. So recovery reads the unflushed tail, not the whole segment.
 
         Returns how many bytes were cut off (0 if the whole file was good).
         """
@@ -223,7 +227,10 @@ class LogSegment:
         chunk_start = 0
         while file_size - position >= BATCH_HEADER_SIZE:
             if position + BATCH_HEADER_SIZE > chunk_start + len(chunk):
-                chunk = self.fs.pread(self.fd, _RECOVERY_CHUNK, position)
+                walking = next_offset < trusted_below
+                chunk = self.fs.pread(
+                    self.fd, BATCH_HEADER_SIZE if walking else _RECOVERY_CHUNK, position
+                )
                 chunk_start = position
             try:
                 header = read_header(chunk, position - chunk_start)
@@ -231,12 +238,13 @@ class LogSegment:
                 break
             if position + header.size > file_size:
                 break
-            if position + header.size > chunk_start + len(chunk):
+            trusted = header.last_offset < trusted_below
+            if not trusted and position + header.size > chunk_start + len(chunk):
                 chunk = self.fs.pread(self.fd, max(_RECOVERY_CHUNK, header.size), position)
                 chunk_start = position
                 header = read_header(chunk, 0)
             if (
-                not crc_matches(chunk, header)
+                (not trusted and not crc_matches(chunk, header))
                 or header.base_offset < next_offset
                 or header.last_offset - self.base_offset > MAX_RELATIVE_OFFSET
                 or position > MAX_POSITION

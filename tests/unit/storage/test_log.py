@@ -499,14 +499,37 @@ def test_unclean_open_only_scans_from_recovery_point(
     recovered: list[int] = []
     real_recover = LogSegment.recover
 
-    def spy(self: LogSegment, index_interval_bytes: int) -> int:
+    def spy(self: LogSegment, index_interval_bytes: int, trusted_below: int = 0) -> int:
         recovered.append(self.base_offset)
-        return real_recover(self, index_interval_bytes)
+        return real_recover(self, index_interval_bytes, trusted_below)
 
     monkeypatch.setattr(LogSegment, "recover", spy)
     log = Log.open(directory, config, clock, clean_shutdown=False)
     assert recovered == [8]
     assert log.log_end_offset == 10
+    log.close()
+
+
+def test_unclean_open_reads_only_the_unflushed_tail_of_a_segment(
+    directory: Path, clock: FakeClock
+) -> None:
+    """Batches below the recovery point were fsynced: recovery walks their headers to rebuild
+    the indexes but neither reads nor checksums their bodies, so its cost follows the tail."""
+    log = Log.open(directory, LogConfig(), clock, clean_shutdown=True)
+    append_values(log, 4, size=30)
+    log.flush()
+    log.checkpoint_recovery_point()
+    append_values(log, 2, size=30)
+    crash(log)
+    segment_file = directory / "00000000000000000000.log"
+    data = bytearray(segment_file.read_bytes())
+    batch_size = len(data) // 6
+    data[batch_size // 2] ^= 0xFF  # inside batch 0's body: below the recovery point
+    data[5 * batch_size + batch_size // 2] ^= 0xFF  # inside batch 5: the unflushed tail
+    segment_file.write_bytes(bytes(data))
+    log = Log.open(directory, LogConfig(), clock, clean_shutdown=False)
+    assert log.log_end_offset == 5  # batch 5 failed its CRC and was cut; batch 0 never read
+    assert log.recovery_truncated_bytes == batch_size
     log.close()
 
 
