@@ -96,10 +96,18 @@ class GroupCommit:
                 dirty, waiters = self._dirty, self._waiters
                 self._dirty, self._waiters = set(), []
                 jobs: list[tuple[Log, FlushJob]] = []
+                # Logs whose files could not even be opened for syncing (out of fds): their
+                # waiters hear it, and the next round tries them again.
+                unsyncable: dict[Log, str] = {}
                 for log in dirty:
                     if log in self.failed:
                         continue
-                    job = log.prepare_flush()
+                    try:
+                        job = log.prepare_flush()
+                    except OSError as error:
+                        unsyncable[log] = f"cannot open {log.directory} to sync it: {error}"
+                        logger.error("%s", unsyncable[log])
+                        continue
                     if job is not None:
                         jobs.append((log, job))
                 round_error: BaseException | None = None
@@ -120,7 +128,14 @@ class GroupCommit:
                 for waiter, logs in waiters:
                     if waiter.done():
                         continue
-                    reason = next((self.failed[log] for log in logs if log in self.failed), None)
+                    reason = next(
+                        (
+                            self.failed.get(log) or unsyncable[log]
+                            for log in logs
+                            if log in self.failed or log in unsyncable
+                        ),
+                        None,
+                    )
                     if round_error is not None:
                         waiter.set_exception(round_error)
                     elif reason is not None:

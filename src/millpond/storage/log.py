@@ -21,9 +21,11 @@ Every file operation goes through the log's `fs` (see fs.py), so crash tests can
 simulated disk.
 
 Durability. Appends are plain writes; `prepare_flush` hands out the fds holding unflushed
-bytes (segment log and index fds, and the directory fd after segments were created or
-deleted) for the broker to fdatasync off the event loop, and `complete_flush` then moves the
-recovery point. Everything below the recovery point is on disk; an unclean open validates
+bytes (segment logs, and fds it opens for the job alone on index files and, after segments
+were created or deleted, the directory) for the broker to fdatasync off the event loop, and
+`complete_flush` then moves the recovery point (and closes the job's own fds). Only segment
+logs keep an fd open, so a partition usually costs one.
+Everything below the recovery point is on disk; an unclean open validates
 only the segments from the one holding it.
 
 Fd lifetime. A FlushJob may hold the fds of a segment that retention or DeleteRecords
@@ -141,6 +143,8 @@ class FlushJob:
     segments: tuple[LogSegment, ...]
     syncs_directory: bool
     index_segments: tuple[LogSegment, ...] = ()
+    # The fds opened for this job alone (indexes, directory), closed when it ends.
+    owned_fds: tuple[int, ...] = ()
 
 
 class OffsetOutOfRangeError(Exception):
@@ -177,7 +181,6 @@ class Log:
         segments: list[LogSegment],
         log_start_offset: int,
         recovery_point: int,
-        directory_fd: int,
         cleaner_checkpoint: int = 0,
         *,
         fs: FileSystem = REAL_FILE_SYSTEM,
@@ -192,7 +195,6 @@ class Log:
         self._log_start_offset = log_start_offset
         self._recovery_point = recovery_point
         self._persisted_recovery_point = recovery_point
-        self._directory_fd = directory_fd
         self._write_sequence = 0
         self._directory_write_sequence = 0
         self._directory_flushed_sequence = 0
@@ -249,10 +251,9 @@ class Log:
             for base_offset, suffixes in sorted(files.items())
             if LOG_SUFFIX in suffixes
         ]
-        directory_fd = fs.open(directory, os.O_RDONLY | os.O_DIRECTORY)
         log = cls(
             directory, config, clock, segments, checkpointed_start or 0,
-            checkpointed_recovery or 0, directory_fd,
+            checkpointed_recovery or 0,
             _read_checkpoint(directory / CLEANER_OFFSET_CHECKPOINT, fs) or 0, fs=fs,
         )  # fmt: skip
         log._load(clean_shutdown=clean_shutdown)
@@ -262,7 +263,7 @@ class Log:
         # there) survives a crash. One fsync instead of four per new partition.
         fresh = not files and checkpointed_start is None and checkpointed_recovery is None
         if fresh and log._log_start_offset == 0 and log._recovery_point == 0:
-            fs.fsync(directory_fd)
+            log._sync_directory()
             return log
         if log._log_start_offset != checkpointed_start:
             log._write_checkpoint(LOG_START_OFFSET_CHECKPOINT, log._log_start_offset)
@@ -338,7 +339,7 @@ class Log:
             # segments go first.
             for segment in [*segments[1:], segments[0]]:
                 if segment is segments[0]:
-                    self.fs.fsync(self._directory_fd)
+                    self._sync_directory()
                 self.recovery_truncated_bytes += segment.size
                 segment.close_files()
                 segment.unlink_files()
@@ -349,7 +350,7 @@ class Log:
         for segment in recovered:
             segment.sync_files()
         if recovered or stale or self.recovery_truncated_bytes:
-            self.fs.fsync(self._directory_fd)
+            self._sync_directory()
         self._recovery_point = self.log_end_offset
 
     # --- state ------------------------------------------------------------------------------
@@ -695,7 +696,7 @@ class Log:
         try:
             for output in job.outputs:
                 output.rename_files(SWAP_SUFFIX)
-            self.fs.fsync(self._directory_fd)
+            self._sync_directory()
         except OSError:
             _discard_segments(job.outputs)
             self._release_fds()
@@ -706,7 +707,7 @@ class Log:
                 segment.unlink_files()
             # Durable before any plain name reappears: else a crash could keep a renamed
             # segment next to an old one it replaced, their offsets overlapping.
-            self.fs.fsync(self._directory_fd)
+            self._sync_directory()
             for output in job.outputs:
                 output.rename_files("")
         finally:
@@ -740,10 +741,17 @@ class Log:
         if not dirty and not index_dirty and not syncs_directory:
             return None
         fds = [segment.fd for segment in dirty]
-        for segment in index_dirty:
-            fds += (segment.offset_index.fd, segment.time_index.fd)
-        if syncs_directory:
-            fds.append(self._directory_fd)
+        owned: list[int] = []
+        try:
+            for segment in index_dirty:
+                owned += segment.open_index_fds()
+            if syncs_directory:
+                owned.append(self._open_directory())
+        except OSError:
+            for fd in owned:
+                self.fs.close(fd)
+            raise
+        fds += owned
         self._flushes_in_flight += 1
         return FlushJob(
             tuple(fds),
@@ -752,13 +760,14 @@ class Log:
             dirty,
             syncs_directory,
             index_dirty,
+            tuple(owned),
         )
 
     def complete_flush(self, job: FlushJob) -> None:
         """After every fd of `job` was fdatasync'd: advance the recovery point to
         job.end_offset, and close the fds of segments deleted meanwhile once no job holds them.
         """
-        self._end_flush()
+        self._end_flush(job)
         if self._delete_pending:
             return
         for segment in job.segments:
@@ -778,9 +787,11 @@ class Log:
     def abort_flush(self, job: FlushJob) -> None:
         """The fdatasync of `job` failed: forget the job without moving the recovery point
         (its segments stay dirty, so the next prepare_flush offers them again)."""
-        self._end_flush()
+        self._end_flush(job)
 
-    def _end_flush(self) -> None:
+    def _end_flush(self, job: FlushJob) -> None:
+        for fd in job.owned_fds:
+            self.fs.close(fd)
         self._flushes_in_flight -= 1
         self._release_fds()
 
@@ -824,6 +835,18 @@ class Log:
         self._write_checkpoint(RECOVERY_POINT_CHECKPOINT, self._recovery_point)
         self._persisted_recovery_point = self._recovery_point
 
+    def _open_directory(self) -> int:
+        return self.fs.open(self.directory, os.O_RDONLY | os.O_DIRECTORY)
+
+    def _sync_directory(self) -> None:
+        """fsync the directory (new, renamed or removed files durable), through an fd of its
+        own: no fd stays open per partition for this."""
+        fd = self._open_directory()
+        try:
+            self.fs.fsync(fd)
+        finally:
+            self.fs.close(fd)
+
     def _write_checkpoint(self, name: str, value: int) -> None:
         path = self.directory / name
         temporary = path.with_name(name + ".tmp")
@@ -835,7 +858,7 @@ class Log:
         finally:
             fs.close(fd)
         fs.replace(temporary, path)
-        self.fs.fsync(self._directory_fd)
+        self._sync_directory()
 
     # --- closing ----------------------------------------------------------------------------
 
@@ -859,7 +882,6 @@ class Log:
         for segment in self._segments + self._deleted_awaiting_close:
             segment.close_files()
         self._deleted_awaiting_close.clear()
-        self.fs.close(self._directory_fd)
 
     def close_without_flush(self) -> None:
         """Close every fd, flushing nothing (a log about to be removed)."""

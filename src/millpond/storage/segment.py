@@ -449,20 +449,28 @@ class LogSegment:
             return header.max_timestamp, header.base_offset
         return result[1], result[0]
 
-    @property
-    def fds(self) -> tuple[int, int, int]:
-        """The log, offset index and time index fds (what a flush must sync)."""
-        return self.fd, self.offset_index.fd, self.time_index.fd
+    def open_index_fds(self) -> tuple[int, int]:
+        """New fds on the offset and time indexes, for a flush to sync; the caller closes them."""
+        offset_fd = self.offset_index.open_for_sync()
+        try:
+            return offset_fd, self.time_index.open_for_sync()
+        except OSError:
+            self.fs.close(offset_fd)
+            raise
 
     def sync_files(self) -> None:
         """fdatasync the log and both indexes."""
-        for fd in self.fds:
-            self.fs.fdatasync(fd)
+        self.fs.fdatasync(self.fd)
+        fds = self.open_index_fds()
+        try:
+            for fd in fds:
+                self.fs.fdatasync(fd)
+        finally:
+            for fd in fds:
+                self.fs.close(fd)
 
     def close_files(self) -> None:
         self.fs.close(self.fd)
-        self.offset_index.close()
-        self.time_index.close()
 
     def unlink_files(self) -> None:
         """Remove the three files; the fds stay usable until `close_files`."""

@@ -415,7 +415,7 @@ def test_retention_during_a_clean_discards_the_result(log: Log, clock: FakeClock
     assert result.records_removed == 1
     assert not log.finish_clean(result)
     assert leftovers(log.directory) == []
-    assert open_fds() == before - 3  # the deleted segment's fds are closed now
+    assert open_fds() == before - 1  # the deleted segment's fd (its .log) is closed now
     assert contents(log) == [(2, b"b", b"1")]
     assert log.cleaner_checkpoint == 0
     assert clean(log, clock)
@@ -447,9 +447,11 @@ def test_deleting_the_log_during_a_clean(directory: Path, log: Log, clock: FakeC
     assert job is not None
     log.delete()
     assert not directory.exists()
-    assert open_fds() == before + 3  # the job's output is still open
-    assert not log.finish_clean(build_cleaned(job))
-    assert open_fds() == before - 3 * 2 - 1  # both segments and the directory fd
+    assert open_fds() == before + 1  # the job's output (its .log) is still open
+    with pytest.raises(OSError):  # its outputs' index files went with the directory
+        build_cleaned(job)
+    log.abort_clean(job)
+    assert open_fds() == before - 2  # the log's two .log fds and the output's are all closed
 
 
 def test_abort_and_cancel(log: Log, clock: FakeClock) -> None:

@@ -21,7 +21,6 @@ def test_offset_index_lookup_and_reload(tmp_path: Path) -> None:
     assert index.lookup(10_000) == (150, 5000)
     assert index.position_at_or_below(2500) == 2000
     assert index.position_at_or_below(999) == 0
-    index.close()
     assert path.stat().st_size == 5 * 8
 
     reopened = OffsetIndex(path, 100)
@@ -31,7 +30,6 @@ def test_offset_index_lookup_and_reload(tmp_path: Path) -> None:
     assert reopened.lookup(135) == (130, 3000)
     reopened.reset()
     assert len(reopened) == 0
-    reopened.close()
     assert path.stat().st_size == 0
 
 
@@ -44,7 +42,6 @@ def test_offset_index_refuses_backward_entries(tmp_path: Path) -> None:
         index.append(20, 100)
     with pytest.raises(ValueError, match="fit"):
         index.append(-1, 300)
-    index.close()
 
 
 @pytest.mark.parametrize(
@@ -57,7 +54,6 @@ def test_offset_index_flags_corrupt_files(tmp_path: Path, content: bytes) -> Non
     index = OffsetIndex(path, 0)
     assert index.corrupt
     assert len(index) == 0
-    index.close()
 
 
 def test_time_index_appends_only_growing_timestamps(tmp_path: Path) -> None:
@@ -72,10 +68,8 @@ def test_time_index_appends_only_growing_timestamps(tmp_path: Path) -> None:
     assert index.lookup(999) == 0
     assert index.lookup(1500) == 0
     assert index.lookup(2000) == 7
-    index.close()
     reopened = TimeIndex(path, 0)
     assert reopened.last_entry == (2000, 7)
-    reopened.close()
 
 
 def test_time_index_flags_corrupt_files(tmp_path: Path) -> None:
@@ -83,4 +77,3 @@ def test_time_index_flags_corrupt_files(tmp_path: Path) -> None:
     path.write_bytes(b"\x01" * 13)
     index = TimeIndex(path, 0)
     assert index.corrupt
-    index.close()

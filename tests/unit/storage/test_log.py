@@ -644,15 +644,18 @@ def test_group_commit_skips_active_indexes_until_the_segment_rolls(tmp_path: Pat
     job = log.prepare_flush()
     assert job is not None
     active = log.active_segment
-    assert active.fd in job.fds
-    assert active.offset_index.fd not in job.fds
-    assert active.time_index.fd not in job.fds
+    assert job.fds == (active.fd,)  # the log alone: no index, no directory
+    assert job.owned_fds == ()
     log.complete_flush(job)
     log.roll()
     job = log.prepare_flush()
     assert job is not None
-    assert active.offset_index.fd in job.fds and active.time_index.fd in job.fds
+    # The rolled segment's indexes (fds opened for this job) and the directory (a new segment).
+    assert len(job.owned_fds) == 3 and set(job.owned_fds) <= set(job.fds)
     log.complete_flush(job)
+    for fd in job.owned_fds:  # closed with the job
+        with pytest.raises(OSError):
+            os.fstat(fd)
     log.close()
 
 
