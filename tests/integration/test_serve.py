@@ -65,6 +65,24 @@ def test_unusable_data_dir_is_a_clear_error(tmp_path: Path) -> None:
     assert "cannot start" in result.stderr
 
 
+def test_a_second_broker_on_the_same_data_dir_is_refused(broker: BrokerProcess) -> None:
+    result = subprocess.run(
+        [
+            *(sys.executable, "-m", "millpond", "serve"),
+            *("--data-dir", str(broker.data_dir)),
+            *("--kafka-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "in use by another millpond process" in result.stderr
+    with WireClient(broker.bootstrap) as client:  # the first one carries on
+        create_topic(client, "still-serving")
+
+
 def test_sigterm_stops_cleanly_and_restart_is_instant(broker: BrokerProcess) -> None:
     with WireClient(broker.bootstrap) as client:
         create_topic(client, "t", 2)

@@ -265,10 +265,23 @@ class Log:
         if fresh and log._log_start_offset == 0 and log._recovery_point == 0:
             log._sync_directory()
             return log
-        if log._log_start_offset != checkpointed_start:
+        # A missing checkpoint reads as 0: a log still at 0 needs none written. Writing one
+        # syncs the directory too; after a crash the directory is synced regardless, since a
+        # segment file an interrupted recovery made may not be durable yet (crash seed 2544).
+        def stale(name: str, checkpointed: int | None, value: int) -> bool:
+            if checkpointed is None:  # missing, or unreadable (then rewritten)
+                return value != 0 or fs.exists(directory / name)
+            return value != checkpointed
+
+        synced = False
+        if stale(LOG_START_OFFSET_CHECKPOINT, checkpointed_start, log._log_start_offset):
             log._write_checkpoint(LOG_START_OFFSET_CHECKPOINT, log._log_start_offset)
-        if log._recovery_point != checkpointed_recovery:
+            synced = True
+        if stale(RECOVERY_POINT_CHECKPOINT, checkpointed_recovery, log._recovery_point):
             log.checkpoint_recovery_point()
+            synced = True
+        if not clean_shutdown and not synced:
+            log._sync_directory()
         return log
 
     def _load(self, *, clean_shutdown: bool) -> None:
@@ -284,7 +297,8 @@ class Log:
                 self.config.index_interval_bytes,
                 trusted_below=0 if clean_shutdown else self._recovery_point,
             )
-            recovered.append(segment)
+            if truncated or segment.size:  # an empty, uncut segment has nothing to make durable
+                recovered.append(segment)
             self.recovery_truncated_bytes += truncated
             following = segments[index + 1 :]
             # Offsets run on across segments: if this one now stops short of the next one's

@@ -5,6 +5,7 @@
       topics.json                 {"topics": [{"name", "topic_id", "partitions", "configs"}]}
       producer-ids                the producer id block reserved so far (ProducerIdAllocator)
       .millpond_cleanshutdown     present only between a clean stop and the next start
+      .lock                       flock()ed by the running broker: one broker per data dir
       <topic>-<partition>/        one Log (segments, indexes, producer snapshots) each
 
 Kafka's layout, minus ZooKeeper/KRaft: topic metadata is a small JSON document rewritten
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -100,6 +102,13 @@ class StartupReport:
     truncated_bytes: int
 
 
+LOCK_FILE = ".lock"
+
+
+class DataDirInUseError(OSError):
+    """Another broker holds the data directory's lock."""
+
+
 class LogManager:
     """Owns every partition log under one data directory."""
 
@@ -123,6 +132,7 @@ class LogManager:
         self._clean_shutdown = False
         # Names of topics whose partitions are being opened (see reserve_topic).
         self._reserved: set[str] = set()
+        self._lock_fd: int | None = None
         self._open_failures: dict[str, OSError] = {}
 
     # --- start and stop -------------------------------------------------------------------
@@ -138,6 +148,7 @@ class LogManager:
             self.data_dir, os.R_OK | os.W_OK | os.X_OK
         ):
             raise PermissionError(f"data dir {self.data_dir} is not readable and writable")
+        self._lock_data_dir()
         self._load_meta_properties()
         marker = self.data_dir / CLEAN_SHUTDOWN_MARKER
         self._clean_shutdown = self.fs.exists(marker)
@@ -161,12 +172,31 @@ class LogManager:
         for topic in self.topics.values():
             for partition in topic.partitions:
                 partition.log.close()
-                partition.producer_state.take_snapshot(partition.log.log_end_offset, sync=True)
+                if partition.log.log_end_offset:  # an empty log has no producers to replay
+                    partition.producer_state.take_snapshot(partition.log.log_end_offset, sync=True)
         self._write_topics_file()
         self.fs.close(
             self.fs.open(self.data_dir / CLEAN_SHUTDOWN_MARKER, os.O_WRONLY | os.O_CREAT, 0o666)
         )
         self.fs.fsync_directory(self.data_dir)
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the lock
+            self._lock_fd = None
+
+    def _lock_data_dir(self) -> None:
+        """Hold an exclusive lock on `<data dir>/.lock` while running, as Kafka does: two
+        brokers on one data dir would interleave their appends and corrupt every log."""
+        if not isinstance(self.fs, RealFileSystem):
+            return  # a simulated disk belongs to one test
+        fd = os.open(self.data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise DataDirInUseError(
+                f"data dir {self.data_dir} is in use by another millpond process"
+            ) from None
+        self._lock_fd = fd
 
     # --- topics -----------------------------------------------------------------------------
 
