@@ -265,6 +265,7 @@ class Log:
         if fresh and log._log_start_offset == 0 and log._recovery_point == 0:
             log._sync_directory()
             return log
+
         # A missing checkpoint reads as 0: a log still at 0 needs none written. Writing one
         # syncs the directory too; after a crash the directory is synced regardless, since a
         # segment file an interrupted recovery made may not be durable yet (crash seed 2544).
