@@ -21,6 +21,8 @@ def test_offset_index_lookup_and_reload(tmp_path: Path) -> None:
     assert index.lookup(10_000) == (150, 5000)
     assert index.position_at_or_below(2500) == 2000
     assert index.position_at_or_below(999) == 0
+    assert path.stat().st_size == 0  # entries wait in memory until written out
+    index.write_pending()
     assert path.stat().st_size == 5 * 8
 
     reopened = OffsetIndex(path, 100)
@@ -68,6 +70,7 @@ def test_time_index_appends_only_growing_timestamps(tmp_path: Path) -> None:
     assert index.lookup(999) == 0
     assert index.lookup(1500) == 0
     assert index.lookup(2000) == 7
+    index.write_pending()
     reopened = TimeIndex(path, 0)
     assert reopened.last_entry == (2000, 7)
 
