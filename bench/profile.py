@@ -53,10 +53,14 @@ def record(pid: int, name: str, rate: int, fmt: str) -> subprocess.Popen[bytes]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("loads", nargs="*", default=list(LOADS), choices=LOADS)
+    parser.add_argument("loads", nargs="*", help=f"some of {', '.join(LOADS)} (default: all)")
     parser.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
     parser.add_argument("--messages", type=int, default=300_000)
     args = parser.parse_args()
+    args.loads = args.loads or list(LOADS)
+    unknown = set(args.loads) - set(LOADS)
+    if unknown:
+        parser.error(f"unknown loads {sorted(unknown)}; known: {', '.join(LOADS)}")
     PROFILES_DIR.mkdir(exist_ok=True)
     with broker_bench.running_broker("millpond") as broker:
         broker_bench.create_topic(broker.bootstrap, "profile")
