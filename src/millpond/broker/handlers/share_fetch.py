@@ -2,53 +2,55 @@
 member from the partitions of its share session, long-polling until something can be acquired
 or MaxWaitMs passes.
 
-Records go out as stored batches; each partition's AcquiredRecords ranges say which offsets of
-them this member now holds, so the client drops the rest. The wait ends early when records are
+Records go out as stored batches, straight from the segment reads to the transport
+(share_fetch_response.py); each partition's AcquiredRecords ranges say which offsets of them
+this member now holds, so the client drops the rest. The wait ends early when records are
 appended, released or their locks expire, and when a delayed record comes due.
 """
 
 from __future__ import annotations
 
-import datetime
+import uuid
 from typing import Any
 
 from kio.schema.errors import ErrorCode
-from kio.static.protocol import Entity
 
 from millpond.broker.context import BrokerContext
 from millpond.coordinator.share_coordinator import Acquired
 from millpond.coordinator.share_sessions import FINAL_EPOCH
 from millpond.coordinator.share_sessions import ShareSessionError
-from millpond.protocol.build import build
+from millpond.protocol.codec import RawResponse
 from millpond.protocol.codec import RequestHeader
-from millpond.protocol.codec import response_type
+from millpond.protocol.share_fetch_response import ShareFetchedPartition
+from millpond.protocol.share_fetch_response import encode_share_fetch_response
 
 from .share_requests import AckResult
 from .share_requests import PartitionKey
 from .share_requests import apply_acknowledgements
-from .share_requests import current_leader
 from .share_requests import partition_problem
 from .share_requests import requested_partitions
 
+Topics = list[tuple[uuid.UUID, list[ShareFetchedPartition]]]
 
-async def handle_share_fetch(ctx: BrokerContext, header: RequestHeader, request: Any) -> Entity:
+
+async def handle_share_fetch(
+    ctx: BrokerContext, header: RequestHeader, request: Any
+) -> RawResponse:
     share = ctx.share
-    version = header.api_version
     group_id = request.group_id or ""
     member_id = request.member_id or ""
     epoch = request.share_session_epoch
     lock_ms = share.settings(group_id).lock_duration_ms if group_id else 0
 
-    def answer(error: ErrorCode, message: str | None, responses: list[Any]) -> Entity:
-        response = {
-            "throttle_time": datetime.timedelta(0),
-            "error_code": error,
-            "error_message": message,
-            "acquisition_lock_timeout": datetime.timedelta(milliseconds=lock_ms),
-            "responses": responses,
-            "node_endpoints": [],
-        }
-        return build(response_type(header.api_key, version), response)
+    def answer(error: ErrorCode, message: str | None, responses: Topics) -> RawResponse:
+        pieces = encode_share_fetch_response(
+            header.correlation_id,
+            error_code=error,
+            error_message=message,
+            acquisition_lock_timeout_ms=lock_ms,
+            topics=responses,
+        )
+        return RawResponse(pieces)
 
     if not group_id or not member_id:
         return answer(ErrorCode.invalid_request, "group id and member id are required", [])
@@ -142,33 +144,27 @@ def _responses(
     errors: dict[PartitionKey, AckResult],
     acks: dict[PartitionKey, AckResult],
     shown: set[PartitionKey],
-) -> list[Any]:
+) -> Topics:
     """A partition appears when it has records, an error, an ack result, or was just named."""
     keys = list(dict.fromkeys([*acquired, *errors, *acks, *sorted(shown, key=str)]))
-    by_topic: dict[Any, list[Any]] = {}
+    by_topic: dict[uuid.UUID, list[ShareFetchedPartition]] = {}
     for key in keys:
         error, message = errors.get(key, (ErrorCode.none, None))
         ack_error, ack_message = acks.get(key, (ErrorCode.none, None))
         got = acquired.get(key)
         by_topic.setdefault(key[0], []).append(
-            {
-                "partition_index": key[1],
-                "error_code": error,
-                "error_message": message,
-                "acknowledge_error_code": ack_error,
-                "acknowledge_error_message": ack_message,
-                "current_leader": current_leader(ctx),
-                "records": b"".join(got.records) if got else b"",
-                "acquired_records": [
-                    {
-                        "first_offset": r.first_offset,
-                        "last_offset": r.last_offset,
-                        "delivery_count": r.delivery_count,
-                    }
-                    for r in got.ranges
-                ]
+            ShareFetchedPartition(
+                partition_index=key[1],
+                error_code=error,
+                error_message=message,
+                acknowledge_error_code=ack_error,
+                acknowledge_error_message=ack_message,
+                leader_id=ctx.node_id,
+                leader_epoch=-1,
+                records=got.records if got else (),
+                acquired=[(r.first_offset, r.last_offset, r.delivery_count) for r in got.ranges]
                 if got
                 else [],
-            }
+            )
         )
-    return [{"topic_id": topic_id, "partitions": parts} for topic_id, parts in by_topic.items()]
+    return list(by_topic.items())
