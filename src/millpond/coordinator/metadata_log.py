@@ -19,6 +19,8 @@ from millpond.config import BrokerConfig
 from millpond.coordinator.classic_group import ClassicGroup
 from millpond.coordinator.classic_group import Member
 from millpond.coordinator.group_state import GroupState
+from millpond.coordinator.internal_log import append_durably
+from millpond.coordinator.internal_log import read_records
 from millpond.coordinator.offsets_topic import GroupKey
 from millpond.coordinator.offsets_topic import GroupValue
 from millpond.coordinator.offsets_topic import MemberValue
@@ -30,10 +32,6 @@ from millpond.coordinator.offsets_topic import encode_offset_key
 from millpond.coordinator.offsets_topic import encode_offset_value
 from millpond.protocol.record_codec import NewRecord
 from millpond.protocol.record_codec import Record
-from millpond.protocol.record_codec import encode_batch
-from millpond.protocol.record_codec import iter_records
-from millpond.protocol.records import InvalidRecordError
-from millpond.protocol.records import iter_batches
 from millpond.storage.log_manager import LogManager
 from millpond.storage.log_manager import Partition
 
@@ -72,36 +70,21 @@ class GroupMetadataLog:
         self._partition = topic.partitions[0]
 
     def records(self) -> Iterator[Record]:
-        """Every record from the log start, in order; undecodable batches skipped with a
-        warning (a damaged record must not keep the broker from starting)."""
+        """Every record from the log start, in order (undecodable batches skipped)."""
         assert self._partition is not None, "open() first"
-        log = self._partition.log
-        offset = log.log_start_offset
-        while offset < log.log_end_offset:
-            data = log.read(offset, 1 << 20)
-            if not data:
-                return
-            for header in iter_batches(data, verify_crc=False):
-                try:
-                    yield from list(iter_records(data, header))
-                except InvalidRecordError as error:
-                    logger.warning(
-                        "skipping undecodable %s batch at %d: %s",
-                        OFFSETS_TOPIC,
-                        header.base_offset,
-                        error,
-                    )
-                offset = header.next_offset
+        return read_records(self._partition.log, OFFSETS_TOPIC)
 
     async def append(self, records: list[NewRecord]) -> None:
         """Append records and wait until they are fsynced; raises on a storage failure."""
         assert self._partition is not None, "open() first"
-        log = self._partition.log
-        self.group_commit.check_writable(log)
-        buffer = encode_batch(records)
-        log.append(buffer, list(iter_batches(buffer, verify_crc=False)))
-        self.appended.notify((OFFSETS_TOPIC, self._partition.index))
-        await self.group_commit.sync([log])
+        partition = self._partition
+        await append_durably(
+            partition.log,
+            records,
+            self.group_commit,
+            self.appended,
+            (OFFSETS_TOPIC, partition.index),
+        )
 
     def store_group_soon(self, group: ClassicGroup) -> None:
         """Append the group's settled state in the background."""

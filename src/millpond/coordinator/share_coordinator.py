@@ -34,6 +34,8 @@ from millpond.config import GROUP_KEYS
 from millpond.config import BrokerConfig
 from millpond.config import iso_duration_ms
 from millpond.config import validate_group_configs
+from millpond.coordinator.internal_log import append_durably
+from millpond.coordinator.internal_log import read_records
 from millpond.coordinator.share_group import HeartbeatResult
 from millpond.coordinator.share_group import ShareGroup
 from millpond.coordinator.share_partition import Acknowledgement
@@ -56,7 +58,6 @@ from millpond.coordinator.share_state_topic import encode_group_configs
 from millpond.coordinator.share_state_topic import encode_key
 from millpond.coordinator.share_state_topic import encode_snapshot
 from millpond.protocol.record_codec import NewRecord
-from millpond.protocol.record_codec import encode_batch
 from millpond.protocol.record_codec import iter_records
 from millpond.protocol.records import BatchHeader
 from millpond.protocol.records import InvalidRecordError
@@ -137,6 +138,7 @@ class ShareCoordinator:
         self.partitions: dict[StateKey, SharePartition] = {}
         self.sessions = ShareSessionCache(config["group.share.max.share.sessions"])
         self.dead_lettered_total = 0
+        self._settings: dict[str, GroupSettings] = {}
         self._background: set[asyncio.Task[None]] = set()
 
     # -- start-up --------------------------------------------------------------------------------
@@ -156,39 +158,25 @@ class ShareCoordinator:
         log = self._state_log()
         snapshots: dict[StateKey, PartitionSnapshot] = {}
         replayed = 0
-        offset = log.log_start_offset
-        while offset < log.log_end_offset:
-            data = log.read(offset, _READ_CHUNK)
-            if not data:
-                break
-            for header in iter_batches(data, verify_crc=False):
-                offset = header.next_offset
-                try:
-                    records = list(iter_records(data, header))
-                except InvalidRecordError as error:
-                    logger.warning("skipping undecodable %s batch: %s", STATE_TOPIC, error)
+        for record in read_records(log, STATE_TOPIC):
+            replayed += 1
+            if record.key is None:
+                continue
+            try:
+                key = decode_key(record.key)
+                if isinstance(key, GroupConfigKey):
+                    if record.value is None:
+                        self.group_configs.pop(key.group_id, None)
+                    else:
+                        self.group_configs[key.group_id] = decode_group_configs(record.value)
                     continue
-                for record in records:
-                    replayed += 1
-                    if record.key is None:
-                        continue
-                    try:
-                        key = decode_key(record.key)
-                        if isinstance(key, GroupConfigKey):
-                            if record.value is None:
-                                self.group_configs.pop(key.group_id, None)
-                            else:
-                                self.group_configs[key.group_id] = decode_group_configs(
-                                    record.value
-                                )
-                            continue
-                        state_key = (key.group_id, key.topic_id, key.partition)
-                        if record.value is None:
-                            snapshots.pop(state_key, None)
-                        else:
-                            snapshots[state_key] = decode_snapshot(record.value)
-                    except (StateFormatError, UnicodeDecodeError) as error:
-                        logger.warning("skipping unreadable %s record: %s", STATE_TOPIC, error)
+                state_key = (key.group_id, key.topic_id, key.partition)
+                if record.value is None:
+                    snapshots.pop(state_key, None)
+                else:
+                    snapshots[state_key] = decode_snapshot(record.value)
+            except (StateFormatError, UnicodeDecodeError) as error:
+                logger.warning("skipping unreadable %s record: %s", STATE_TOPIC, error)
         for (group_id, topic_id, index), snapshot in snapshots.items():
             if topic_id not in self.logs.topics_by_id:
                 continue  # the topic was deleted
@@ -203,6 +191,13 @@ class ShareCoordinator:
     # -- configuration ---------------------------------------------------------------------------
 
     def settings(self, group_id: str) -> GroupSettings:
+        """The group's effective settings (cached: every ShareFetch asks)."""
+        cached = self._settings.get(group_id)
+        if cached is None:
+            cached = self._settings[group_id] = self._resolve_settings(group_id)
+        return cached
+
+    def _resolve_settings(self, group_id: str) -> GroupSettings:
         overrides = validate_group_configs(self.group_configs.get(group_id, {}))
 
         def value(name: str) -> Any:
@@ -237,6 +232,7 @@ class ShareCoordinator:
         validate_group_configs(configs)
         await self._append([(encode_key(GroupConfigKey(group_id)), encode_group_configs(configs))])
         self.group_configs[group_id] = configs
+        self._settings.pop(group_id, None)
         self.groups.setdefault(group_id, ShareGroup(group_id))
         limits = self.settings(group_id).limits
         for key, partition in self.partitions.items():
@@ -385,11 +381,17 @@ class ShareCoordinator:
                 break
         return result
 
-    def next_delivery_wall_ms(self) -> int | None:
-        """When the earliest delayed record becomes deliverable (for parked fetches)."""
+    def next_delivery_wall_ms(
+        self, group_id: str, keys: Iterable[tuple[uuid.UUID, int]]
+    ) -> int | None:
+        """When the earliest delayed record of these partitions of the group becomes
+        deliverable (for a parked fetch on them)."""
         now_wall = self.clock.wall_ms()
         earliest = None
-        for partition in self.partitions.values():
+        for topic_id, index in keys:
+            partition = self.partitions.get((group_id, topic_id, index))
+            if partition is None:
+                continue
             for record in partition.records.values():
                 if (
                     record.state is RecordState.AVAILABLE
@@ -491,12 +493,14 @@ class ShareCoordinator:
     async def _append(self, entries: list[tuple[bytes, bytes | None]]) -> None:
         if not entries:
             return
-        log = self._state_log()
         now_wall = self.clock.wall_ms()
-        buffer = encode_batch([NewRecord(key, value, now_wall) for key, value in entries])
-        self.group_commit.check_writable(log)
-        log.append(buffer, list(iter_batches(buffer, verify_crc=False)))
-        await self.group_commit.sync([log])
+        await append_durably(
+            self._state_log(),
+            [NewRecord(key, value, now_wall) for key, value in entries],
+            self.group_commit,
+            self.appended,
+            (STATE_TOPIC, 0),
+        )
 
     async def _dead_letter(self, key: StateKey, dead: list[DeadLetter]) -> None:
         group_id, topic_id, index = key
@@ -530,12 +534,14 @@ class ShareCoordinator:
             topic = self.logs.create_topic(target, 1, {})
             logger.info("created dead-letter topic %s for share group %s", target, group_id)
         partition = topic.partitions[index % len(topic.partitions)]
-        log = partition.log
-        buffer = encode_batch(letters, log_append_time=topic.config.log_append_time)
-        self.group_commit.check_writable(log)
-        log.append(buffer, list(iter_batches(buffer, verify_crc=False)))
-        self.appended.notify((topic.name, partition.index))
-        await self.group_commit.sync([log])
+        await append_durably(
+            partition.log,
+            letters,
+            self.group_commit,
+            self.appended,
+            (topic.name, partition.index),
+            log_append_time=topic.config.log_append_time,
+        )
         self.dead_lettered_total += len(letters)
         logger.info(
             "share group %s: dead-lettered %d record(s) of %s-%d into %s",
@@ -627,6 +633,7 @@ class ShareCoordinator:
             entries.append((encode_key(GroupConfigKey(group_id)), None))
         await self._append(entries)
         self.group_configs.pop(group_id, None)
+        self._settings.pop(group_id, None)
         self.groups.pop(group_id, None)
 
     # -- lifecycle -------------------------------------------------------------------------------

@@ -337,42 +337,43 @@ class SharePartition:
         """Give back what the member still holds: (anything released, dead letters). A member
         that closed cleanly never processed what it held, so that delivery is not counted (as
         in Kafka); one that vanished may have died on a record, so it is."""
-        dead: list[DeadLetter] = []
-        changed = False
-        for offset in range(self.start_offset, self.end_offset):
-            record = self.records[offset]
-            if record.state is RecordState.ACQUIRED and record.owner == member_id:
-                changed = True
-                letter = self._release(offset, record, count_delivery=count_delivery)
-                if letter is not None:
-                    dead.append(letter)
-        if changed:
-            self.state_epoch += 1
-            self._advance_start()
-        return changed, dead
+        held = [
+            offset
+            for offset in range(self.start_offset, self.end_offset)
+            if self.records[offset].state is RecordState.ACQUIRED
+            and self.records[offset].owner == member_id
+        ]
+        return self._release_all(held, count_delivery=count_delivery)
 
     def expire_locks(self, now_ms: int) -> tuple[bool, list[DeadLetter]]:
         """Release every record whose lock ran out: (anything released, dead letters)."""
-        dead: list[DeadLetter] = []
-        changed = False
+        expired = []
         while self._locks and self._locks[0][0] <= now_ms:
             deadline, first, last = heapq.heappop(self._locks)
             for offset in range(max(first, self.start_offset), last + 1):
                 record = self.records.get(offset)
+                # Skip what was acknowledged, renewed or forgotten since.
                 if (
-                    record is None
-                    or record.state is not RecordState.ACQUIRED
-                    or record.lock_deadline_ms != deadline
+                    record is not None
+                    and record.state is RecordState.ACQUIRED
+                    and record.lock_deadline_ms == deadline
                 ):
-                    continue  # acknowledged, renewed or forgotten since
-                changed = True
-                letter = self._release(offset, record, count_delivery=True)
-                if letter is not None:
-                    dead.append(letter)
-        if changed:
+                    expired.append(offset)
+        # Two spans may expire at the same millisecond and name one offset: release it once.
+        return self._release_all(list(dict.fromkeys(expired)), count_delivery=True)
+
+    def _release_all(
+        self, offsets: list[int], *, count_delivery: bool
+    ) -> tuple[bool, list[DeadLetter]]:
+        dead = []
+        for offset in offsets:
+            letter = self._release(offset, self.records[offset], count_delivery=count_delivery)
+            if letter is not None:
+                dead.append(letter)
+        if offsets:
             self.state_epoch += 1
             self._advance_start()
-        return changed, dead
+        return bool(offsets), dead
 
     def next_lock_deadline(self) -> int | None:
         return self._locks[0][0] if self._locks else None

@@ -100,8 +100,9 @@ def _non_decreasing(values: array[int]) -> bool:
     return as_list == sorted(as_list)
 
 
-class OffsetIndex:
-    """Maps offsets to byte positions in a segment's log, sparsely."""
+class _IndexFile:
+    """What both indexes share: the file, loaded whole on open, appended to through entries
+    kept in memory (see the module notes), truncated for a rebuild."""
 
     def __init__(self, path: Path, base_offset: int, *, fs: FileSystem = REAL_FILE_SYSTEM) -> None:
         """Open the index at `path`, creating an empty one if it does not exist.
@@ -114,15 +115,49 @@ class OffsetIndex:
         self.fs = fs
         data, self.created = _read_or_create(fs, path)
         self._pending: list[bytes] = []
-        self._relative_offsets: array[int] = array("I")
-        self._positions: array[int] = array("I")
+        self._clear()
         self.corrupt = False
         try:
             self._load(data)
         except CorruptIndexError:
             self.corrupt = True
-            self._relative_offsets = array("I")
-            self._positions = array("I")
+            self._clear()
+
+    def _clear(self) -> None:
+        raise NotImplementedError
+
+    def _load(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    def _add(self, entry: bytes) -> None:
+        self._pending.append(entry)
+        if len(self._pending) >= PENDING_ENTRIES:
+            self.write_pending()
+
+    def reset(self) -> None:
+        """Drop every entry (before a rebuild)."""
+        _truncate(self.fs, self.path)
+        self._pending = []
+        self._clear()
+
+    def write_pending(self) -> None:
+        """Write the entries still in memory to the file."""
+        if self._pending:
+            _append_to(self.fs, self.path, b"".join(self._pending))
+            self._pending = []
+
+    def open_for_sync(self) -> int:
+        """Write what is pending, then open a new fd for an fdatasync (the caller closes it)."""
+        self.write_pending()
+        return open_for_sync(self.fs, self.path)
+
+
+class OffsetIndex(_IndexFile):
+    """Maps offsets to byte positions in a segment's log, sparsely."""
+
+    def _clear(self) -> None:
+        self._relative_offsets: array[int] = array("I")
+        self._positions: array[int] = array("I")
 
     def _load(self, data: bytes) -> None:
         path = self.path
@@ -170,54 +205,17 @@ class OffsetIndex:
             relative <= self._relative_offsets[-1] or position <= self._positions[-1]
         ):
             raise ValueError(f"index entry ({offset}, {position}) does not move forward")
-        self._pending.append(_OFFSET_ENTRY.pack(relative, position))
+        self._add(_OFFSET_ENTRY.pack(relative, position))
         self._relative_offsets.append(relative)
         self._positions.append(position)
-        if len(self._pending) >= PENDING_ENTRIES:
-            self.write_pending()
-
-    def reset(self) -> None:
-        """Drop every entry (before a rebuild)."""
-        _truncate(self.fs, self.path)
-        self._pending = []
-        self._relative_offsets = array("I")
-        self._positions = array("I")
-
-    def write_pending(self) -> None:
-        """Write the entries still in memory to the file."""
-        if self._pending:
-            _append_to(self.fs, self.path, b"".join(self._pending))
-            self._pending = []
-
-    def open_for_sync(self) -> int:
-        """Write what is pending, then open a new fd for an fdatasync (the caller closes it)."""
-        self.write_pending()
-        return open_for_sync(self.fs, self.path)
 
 
-class TimeIndex:
+class TimeIndex(_IndexFile):
     """Maps timestamps to the offsets where the segment's largest timestamp grew, sparsely."""
 
-    def __init__(self, path: Path, base_offset: int, *, fs: FileSystem = REAL_FILE_SYSTEM) -> None:
-        """Open the index at `path`, creating an empty one if it does not exist.
-
-        Never raises for bad contents: `created` says the file was missing and `corrupt` that
-        its entries cannot be right (they are then dropped; the owner rebuilds the index).
-        """
-        self.path = path
-        self.base_offset = base_offset
-        self.fs = fs
-        data, self.created = _read_or_create(fs, path)
-        self._pending: list[bytes] = []
+    def _clear(self) -> None:
         self._timestamps: array[int] = array("q")
         self._relative_offsets: array[int] = array("I")
-        self.corrupt = False
-        try:
-            self._load(data)
-        except CorruptIndexError:
-            self.corrupt = True
-            self._timestamps = array("q")
-            self._relative_offsets = array("I")
 
     def _load(self, data: bytes) -> None:
         path = self.path
@@ -261,26 +259,6 @@ class TimeIndex:
             raise ValueError(f"offset {offset} does not fit the time index")
         if self._relative_offsets and relative < self._relative_offsets[-1]:
             raise ValueError(f"time index entry at offset {offset} goes backwards")
-        self._pending.append(_TIME_ENTRY.pack(timestamp, relative))
+        self._add(_TIME_ENTRY.pack(timestamp, relative))
         self._timestamps.append(timestamp)
         self._relative_offsets.append(relative)
-        if len(self._pending) >= PENDING_ENTRIES:
-            self.write_pending()
-
-    def reset(self) -> None:
-        """Drop every entry (before a rebuild)."""
-        _truncate(self.fs, self.path)
-        self._pending = []
-        self._timestamps = array("q")
-        self._relative_offsets = array("I")
-
-    def write_pending(self) -> None:
-        """Write the entries still in memory to the file."""
-        if self._pending:
-            _append_to(self.fs, self.path, b"".join(self._pending))
-            self._pending = []
-
-    def open_for_sync(self) -> int:
-        """Write what is pending, then open a new fd for an fdatasync (the caller closes it)."""
-        self.write_pending()
-        return open_for_sync(self.fs, self.path)

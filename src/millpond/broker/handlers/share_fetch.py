@@ -125,7 +125,7 @@ async def handle_share_fetch(
         if acquired or errors or now >= deadline or not partitions:
             break
         timeout_ms = deadline - now
-        due = share.next_delivery_wall_ms()
+        due = share.next_delivery_wall_ms(group_id, partitions)
         if due is not None:
             timeout_ms = min(timeout_ms, max(due - ctx.clock.wall_ms(), 1))
         names = []

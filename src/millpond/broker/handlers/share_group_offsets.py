@@ -91,12 +91,23 @@ def _group_problem(ctx: BrokerContext, group_id: str) -> tuple[ErrorCode, str] |
     return None
 
 
+def _answer(
+    header: RequestHeader, problem: tuple[ErrorCode, str] | None, responses: list[Any]
+) -> Entity:
+    """Alter's and Delete's answer: the group-level problem, if any, and per-topic results."""
+    response = {
+        "throttle_time": datetime.timedelta(0),
+        "error_code": problem[0] if problem else ErrorCode.none,
+        "error_message": problem[1] if problem else None,
+        "responses": responses,
+    }
+    return build(response_type(header.api_key, header.api_version), response)
+
+
 async def handle_alter_share_group_offsets(
     ctx: BrokerContext, header: RequestHeader, request: Any
 ) -> Entity:
     problem = _group_problem(ctx, request.group_id)
-    if problem is None and request.group_id not in ctx.share.groups:
-        problem = (ErrorCode.group_id_not_found, f"share group {request.group_id} is not known")
     responses = []
     for wanted in request.topics:
         topic = ctx.logs.topics.get(wanted.topic_name)
@@ -130,13 +141,7 @@ async def handle_alter_share_group_offsets(
                 "partitions": partitions,
             }
         )
-    response = {
-        "throttle_time": datetime.timedelta(0),
-        "error_code": problem[0] if problem else ErrorCode.none,
-        "error_message": problem[1] if problem else None,
-        "responses": responses,
-    }
-    return build(response_type(header.api_key, header.api_version), response)
+    return _answer(header, problem, responses)
 
 
 async def handle_delete_share_group_offsets(
@@ -164,10 +169,4 @@ async def handle_delete_share_group_offsets(
                     "error_message": message,
                 }
             )
-    response = {
-        "throttle_time": datetime.timedelta(0),
-        "error_code": problem[0] if problem else ErrorCode.none,
-        "error_message": problem[1] if problem else None,
-        "responses": responses,
-    }
-    return build(response_type(header.api_key, header.api_version), response)
+    return _answer(header, problem, responses)
