@@ -23,6 +23,9 @@ from millpond.console.metrics import PartitionStats
 from millpond.coordinator.group_coordinator import TICK_INTERVAL_MS
 from millpond.coordinator.group_coordinator import GroupCoordinator
 from millpond.coordinator.share_coordinator import ShareCoordinator
+from millpond.registry.routes import RegistryRoutes
+from millpond.registry.schemas_topic import open_registry
+from millpond.registry.validation import SchemaValidator
 from millpond.storage.cleaner import LogCleaner
 from millpond.storage.log_manager import LogManager
 from millpond.storage.producer_ids import ProducerIdAllocator
@@ -65,12 +68,23 @@ class Broker:
             ctx.groups.has_group,
         )
         replayed += ctx.shares.load()
+        registry, registry_records = open_registry(
+            self.logs, ctx.group_commit, ctx.appended, self.clock
+        )
+        replayed += registry_records
+        ctx.schemas = SchemaValidator(registry)
         self.metrics.watch_share_groups(ctx.shares)
         self.metrics.watch_group_lag(ctx.groups.offsets.lag)
         self.ctx = ctx
         if self.config.http_listen is not None:
             http_host, http_port = self.config.http_listen
-            self.http = HttpServer(http_host, http_port, self.metrics, self.health)
+            self.http = HttpServer(
+                http_host,
+                http_port,
+                self.metrics,
+                self.health,
+                registry=RegistryRoutes(registry),
+            )
             self.http_address = await self.http.start()
         host, port = self.config.listen
         self.server = KafkaServer(ctx, host, port, self.metrics)

@@ -540,6 +540,22 @@ TOPIC_KEYS: dict[str, ConfigKey] = {
             "millpond.delivery.delay.ms",
             _LONG,
         ),
+        ConfigKey(
+            "confluent.key.schema.validation",
+            _parse_bool,
+            "false",
+            "Refuse a batch unless every record's key is in the schema registry's wire format "
+            "with a schema registered under the subject <topic>-key, and decodes with it.",
+            config_type=_BOOL,
+        ),
+        ConfigKey(
+            "confluent.value.schema.validation",
+            _parse_bool,
+            "false",
+            "Refuse a batch unless every record's value is in the schema registry's wire format "
+            "with a schema registered under the subject <topic>-value, and decodes with it.",
+            config_type=_BOOL,
+        ),
     )
 }
 
@@ -750,8 +766,10 @@ class BrokerConfig:
         return parse_host_port(value) if value else self.listen
 
     def topic_default(self, topic_key: str) -> Any:
+        """A topic key's default: its broker key's value, else its own default."""
         key = TOPIC_KEYS[topic_key]
-        assert key.broker_default is not None
+        if key.broker_default is None:
+            return key.parse_value(key.default)
         return self._values[key.broker_default]
 
 
@@ -784,6 +802,8 @@ class TopicConfig:
     min_cleanable_dirty_ratio: float
     min_compaction_lag_ms: int
     delivery_delay_ms: int
+    key_schema_validation: bool
+    value_schema_validation: bool
 
     @classmethod
     def resolve(cls, broker: BrokerConfig, overrides: Mapping[str, str]) -> TopicConfig:
@@ -805,6 +825,8 @@ class TopicConfig:
             min_cleanable_dirty_ratio=value("min.cleanable.dirty.ratio"),
             min_compaction_lag_ms=value("min.compaction.lag.ms"),
             delivery_delay_ms=value("millpond.delivery.delay.ms"),
+            key_schema_validation=value("confluent.key.schema.validation"),
+            value_schema_validation=value("confluent.value.schema.validation"),
         )
 
     @property

@@ -13,7 +13,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-READY = re.compile(r"millpond ready on (?P<host>[^ ]+):(?P<port>\d+)")
+READY = re.compile(
+    r"millpond ready on (?P<host>[^ ]+):(?P<port>\d+)[^,]*(?:, http on [^ ,]+:(?P<http>\d+))?"
+)
 
 
 class BrokerProcess:
@@ -26,6 +28,7 @@ class BrokerProcess:
         self.fd_limit = fd_limit
         self.settings = settings
         self.port = port
+        self.http_port: int | None = None
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir.parent / f"{data_dir.name}.log"
         self.starts = 0
@@ -33,6 +36,12 @@ class BrokerProcess:
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def http_url(self) -> str:
+        """The HTTP listener (health, metrics, the schema registry); kept across restarts."""
+        assert self.http_port is not None, "the broker has not started"
+        return f"http://127.0.0.1:{self.http_port}"
 
     def start(self, timeout: float = 30.0) -> None:
         args = [
@@ -44,9 +53,10 @@ class BrokerProcess:
             str(self.data_dir),
             "--kafka-listen",
             f"127.0.0.1:{self.port}",
-            # Never the default 8080: a developer's own broker may hold it.
+            # Never the default 8080: a developer's own broker may hold it. A restart keeps the
+            # port, so a schema registry client keeps its URL.
             "--http-listen",
-            "127.0.0.1:0",
+            f"127.0.0.1:{self.http_port or 0}",
         ]
         for setting in self.settings:
             args += ["--set", setting]
@@ -64,6 +74,8 @@ class BrokerProcess:
             match = READY.search(text)
             if match:
                 self.port = int(match["port"])
+                if match["http"] is not None:
+                    self.http_port = int(match["http"])
                 return
             if self.process.poll() is not None:
                 raise RuntimeError(f"broker exited with {self.process.returncode}:\n{text}")

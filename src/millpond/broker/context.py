@@ -16,6 +16,7 @@ from millpond.storage.producer_ids import ProducerIdAllocator
 if TYPE_CHECKING:
     from millpond.coordinator.group_coordinator import GroupCoordinator
     from millpond.coordinator.share_coordinator import ShareCoordinator
+    from millpond.registry.validation import SchemaValidator
 
 
 @dataclass
@@ -29,6 +30,7 @@ class BrokerContext:
     # Built right after the context (it needs the same collaborators); see app.py.
     groups: GroupCoordinator | None = None
     shares: ShareCoordinator | None = None
+    schemas: SchemaValidator | None = None  # produce-time schema validation
     # Filled in by the server once it is bound: what Metadata tells clients.
     advertised_host: str = "127.0.0.1"
     advertised_port: int = 9092

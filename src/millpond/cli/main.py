@@ -16,6 +16,7 @@ from typer._click import exceptions as click_exceptions
 from millpond.cli import console
 from millpond.cli import dlq
 from millpond.cli import groups
+from millpond.cli import schemas
 from millpond.cli import topics
 from millpond.cli.errors import USAGE_ERROR
 from millpond.cli.errors import fail
@@ -73,7 +74,8 @@ def serve(
     http_listen: Annotated[
         str | None,
         typer.Option(
-            "--http-listen", help="HOST:PORT for GET /health and /metrics (default 127.0.0.1:8080)."
+            "--http-listen",
+            help="HOST:PORT for /health, /metrics and the schema registry (default 127.0.0.1:8080).",
         ),
     ] = None,
     config_file: Annotated[
@@ -111,6 +113,7 @@ def serve(
 app.add_typer(topics.app, name="topics")
 app.add_typer(groups.app, name="groups")
 app.add_typer(dlq.app, name="dlq")
+app.add_typer(schemas.app, name="schemas")
 app.command("produce")(console.produce)
 app.command("consume")(console.consume)
 

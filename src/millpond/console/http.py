@@ -1,19 +1,24 @@
-"""A tiny HTTP/1.1 listener for operators: `GET /health` and `GET /metrics`, nothing else.
+"""A small HTTP/1.1 listener: `GET /health`, `GET /metrics` and the schema registry's REST API.
 
 One request per connection (every response says `Connection: close`), so there is no
-keep-alive, pipelining or request body to frame. The request head is parsed by the pure
-`parse_request_head`; the asyncio shell around it only bounds what a client may cost:
+keep-alive or pipelining to frame; a request body is read by its Content-Length (chunked
+bodies are refused with 411, which HTTP clients answer by sending a length). The request head
+is parsed by the pure `parse_request_head`; the asyncio shell around it only bounds what a
+client may cost:
 
 - the head (request line and headers, up to the blank line) may be at most MAX_HEAD_BYTES;
   a longer one is answered 431 and the connection closed;
-- the head must arrive, and the response be taken, within `timeout` seconds (408 or abort);
+- a body may be at most MAX_BODY_BYTES (413);
+- the head and body must arrive, and the response be taken, within `timeout` seconds (408 or
+  abort);
 - anything unparseable is answered 400, never raised; a failing health or metrics source is
   answered 500 and logged.
 
 Routes: `/health` answers the JSON from `health()`, 200 when its "status" is "ready" and 503
 otherwise (so a load balancer or orchestrator probe needs nothing but the status code);
-`/metrics` answers the Prometheus text format. Another path is 404; another method on a known
-path 405.
+`/metrics` answers the Prometheus text format; `/subjects`, `/schemas`, `/compatibility`,
+`/config` and `/mode` go to the schema registry (registry/routes.py) when one is given.
+Another path is 404; another method on a known path 405.
 """
 
 from __future__ import annotations
@@ -25,15 +30,20 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
+from urllib.parse import parse_qsl
 from urllib.parse import urlsplit
 
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from millpond.console.metrics import BrokerMetrics
+from millpond.registry.routes import CONTENT_TYPE as REGISTRY_CONTENT_TYPE
+from millpond.registry.routes import ApiRequest
+from millpond.registry.routes import RegistryRoutes
 
 logger = logging.getLogger(__name__)
 
 MAX_HEAD_BYTES = 8 * 1024
+MAX_BODY_BYTES = 16 * 1024 * 1024  # a schema with its references is far smaller
 DEFAULT_TIMEOUT = 10.0
 
 _HEAD_END = b"\r\n\r\n"
@@ -134,12 +144,14 @@ class HttpServer:
         metrics: BrokerMetrics,
         health: Callable[[], dict[str, object]],
         *,
+        registry: RegistryRoutes | None = None,
         timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
         self.host = host
         self.port = port
         self.metrics = metrics
         self.health = health
+        self.registry = registry
         self.timeout = timeout
         self._server: asyncio.Server | None = None
         self._connections: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
@@ -213,7 +225,47 @@ class HttpServer:
         except BadRequest as error:
             logger.debug("bad HTTP request: %s", error)
             return _plain(error.status, str(error))
+        if self.registry is not None and self.registry.handles(request.path):
+            return await self._registry_request(request, reader)
         return self._route(request)
+
+    async def _registry_request(
+        self, request: RequestHead, reader: asyncio.StreamReader
+    ) -> Response | None:
+        assert self.registry is not None
+        headers = dict(request.headers)
+        if "transfer-encoding" in headers:
+            return _plain(HTTPStatus.LENGTH_REQUIRED, "send the body with a Content-Length")
+        raw_length = headers.get("content-length", "0")
+        if not raw_length.isdigit():
+            return _plain(HTTPStatus.BAD_REQUEST, f"bad Content-Length {raw_length[:40]!r}")
+        length = int(raw_length)
+        if length > MAX_BODY_BYTES:
+            return _plain(
+                HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"bodies are at most {MAX_BODY_BYTES} bytes"
+            )
+        try:
+            async with asyncio.timeout(self.timeout):
+                body = await reader.readexactly(length)
+        except asyncio.IncompleteReadError:
+            return None
+        except TimeoutError:
+            return _plain(HTTPStatus.REQUEST_TIMEOUT)
+        query = dict(parse_qsl(urlsplit(request.target).query))
+        api_request = ApiRequest(request.method, request.path, query, body)
+        try:
+            answer = await self.registry.handle(api_request)
+        except Exception:  # a bug must cost one request, not the listener
+            logger.exception("schema registry %s %s failed", request.method, request.path)
+            error = {"error_code": 50001, "message": "internal error; see the broker's log"}
+            return Response(
+                HTTPStatus.INTERNAL_SERVER_ERROR, json.dumps(error).encode(), REGISTRY_CONTENT_TYPE
+            )
+        if isinstance(answer.body, str):
+            return Response(HTTPStatus(answer.status), answer.body.encode(), _TEXT)
+        return Response(
+            HTTPStatus(answer.status), json.dumps(answer.body).encode(), REGISTRY_CONTENT_TYPE
+        )
 
     def _route(self, request: RequestHead) -> Response:
         if request.path not in self.ROUTES:

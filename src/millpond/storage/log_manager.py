@@ -69,6 +69,8 @@ def topic_name_problem(name: str | None) -> str | None:
     return None
 
 
+SCHEMAS_TOPIC = "_schemas"  # the schema registry's compacted topic
+
 @dataclass
 class Partition:
     topic: Topic
@@ -91,7 +93,10 @@ class Topic:
 
     @property
     def internal(self) -> bool:
-        return self.name.startswith("__")
+        """The broker's own topics: clients may read them but not write or delete them (the
+        registry's `_schemas` too: a record written around the registry would not be seen
+        until the next start)."""
+        return self.name.startswith("__") or self.name == SCHEMAS_TOPIC
 
 
 @dataclass(frozen=True, slots=True)

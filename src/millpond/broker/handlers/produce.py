@@ -21,6 +21,7 @@ from millpond.protocol.codec import RawResponse
 from millpond.protocol.codec import RequestHeader
 from millpond.protocol.produce_response import ProducedPartition
 from millpond.protocol.produce_response import encode_produce_response
+from millpond.protocol.records import BatchHeader
 from millpond.protocol.records import InvalidRecordError
 from millpond.protocol.records import iter_batches
 from millpond.protocol.records import set_log_append_time
@@ -54,6 +55,24 @@ class PartitionResult:
             self.log_start_offset,
             self.message,
         )
+
+
+def _schema_problem(
+    ctx: BrokerContext, partition: Partition, buffer: bytearray | memoryview, batch: BatchHeader
+) -> str | None:
+    if ctx.schemas is None:
+        return "schema validation is on for this topic but the schema registry is not running"
+    config = partition.topic.config
+    try:
+        return ctx.schemas.check_batch(
+            partition.topic.name,
+            buffer,
+            batch,
+            keys=config.key_schema_validation,
+            values=config.value_schema_validation,
+        )
+    except InvalidRecordError as error:
+        return f"records do not decode: {error}"
 
 
 def append_to_partition(
@@ -106,6 +125,11 @@ def append_to_partition(
                 ErrorCode.invalid_record,
                 message="Compacted topic cannot accept message without key",
             )
+    config = partition.topic.config
+    if config.key_schema_validation or config.value_schema_validation:
+        problem = _schema_problem(ctx, partition, buffer, batch)
+        if problem is not None:
+            return PartitionResult(ErrorCode.invalid_record, message=problem)
     check = partition.producer_state.check(batch)
     if isinstance(check, Reject):
         return PartitionResult(check.error_code, log_start_offset=log.log_start_offset)

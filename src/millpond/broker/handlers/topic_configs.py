@@ -34,18 +34,21 @@ def topic_config_entries(
     for name, key in TOPIC_KEYS.items():
         if names is not None and name not in names:
             continue
-        assert key.broker_default is not None
-        broker_value = render(config[key.broker_default])
-        broker_origin = broker_source(config, key.broker_default)
+        if key.broker_default is None:
+            broker_value, broker_origin = key.default, DEFAULT_CONFIG
+        else:
+            broker_value = render(config[key.broker_default])
+            broker_origin = broker_source(config, key.broker_default)
         overridden = name in topic.configs
         value = render(key.parse_value(topic.configs[name])) if overridden else broker_value
         synonym_list = []
         if synonyms:
             if overridden:
                 synonym_list.append({"name": name, "value": value, "source": DYNAMIC_TOPIC_CONFIG})
-            synonym_list.append(
-                {"name": key.broker_default, "value": broker_value, "source": broker_origin}
-            )
+            if key.broker_default is not None:
+                synonym_list.append(
+                    {"name": key.broker_default, "value": broker_value, "source": broker_origin}
+                )
         entries.append(
             {
                 "name": name,
