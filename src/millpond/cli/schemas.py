@@ -201,12 +201,14 @@ def show(
             f"version {reference['version']}"
         )
     text = document["schema"]
-    if schema_type == "PROTOBUF":
-        Console().print(Syntax(text, "protobuf", word_wrap=True))
+    if schema_type != "PROTOBUF":
+        with contextlib.suppress(json.JSONDecodeError):
+            text = json.dumps(json.loads(text), indent=2)
+    console = Console()
+    if not console.is_terminal:  # piped: the schema exactly, ready to save or diff
+        typer.echo(text)
         return
-    with contextlib.suppress(json.JSONDecodeError):
-        text = json.dumps(json.loads(text), indent=2)
-    Console().print(Syntax(text, "json", word_wrap=True))
+    console.print(Syntax(text, "protobuf" if schema_type == "PROTOBUF" else "json"))
 
 
 @app.command("register")
