@@ -246,36 +246,39 @@ def test_json_schema_serializers_through_a_validated_topic(broker: BrokerProcess
 
 
 def _order_message_class() -> Any:
-    """A Protobuf message type built at run time (no generated code in the repository), which
-    imports a well-known type so the serializer registers a reference too."""
+    """A Protobuf message type built at run time (no generated code in the repository). It
+    imports a file of ours, which the serializer registers as a schema of its own and
+    references, and a well-known type, which the registry knows without a reference."""
+    optional = descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL
+    kinds = descriptor_pb2.FieldDescriptorProto
+    money = descriptor_pb2.FileDescriptorProto(
+        name="shop/money.proto", package="shop", syntax="proto3"
+    )
+    money.message_type.add(name="Money").field.add(
+        name="cents", number=1, type=kinds.TYPE_INT64, label=optional
+    )
     file = descriptor_pb2.FileDescriptorProto(
         name="shop/order.proto",
         package="shop",
         syntax="proto3",
-        dependency=["google/protobuf/timestamp.proto"],
+        dependency=["shop/money.proto", "google/protobuf/timestamp.proto"],
     )
     message = file.message_type.add(name="Order")
-    message.field.add(
-        name="id",
-        number=1,
-        type=descriptor_pb2.FieldDescriptorProto.TYPE_INT64,
-        label=descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL,
-    )
-    message.field.add(
-        name="item",
-        number=2,
-        type=descriptor_pb2.FieldDescriptorProto.TYPE_STRING,
-        label=descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL,
-    )
+    message.field.add(name="id", number=1, type=kinds.TYPE_INT64, label=optional)
+    message.field.add(name="item", number=2, type=kinds.TYPE_STRING, label=optional)
     message.field.add(
         name="at",
         number=3,
-        type=descriptor_pb2.FieldDescriptorProto.TYPE_MESSAGE,
-        label=descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL,
+        type=kinds.TYPE_MESSAGE,
+        label=optional,
         type_name=".google.protobuf.Timestamp",
+    )
+    message.field.add(
+        name="price", number=4, type=kinds.TYPE_MESSAGE, label=optional, type_name=".shop.Money"
     )
     pool = descriptor_pool.DescriptorPool()
     pool.AddSerializedFile(timestamp_pb2.DESCRIPTOR.serialized_pb)
+    pool.Add(money)
     pool.Add(file)
     return message_factory.GetMessageClass(pool.FindMessageTypeByName("shop.Order"))
 
@@ -289,6 +292,7 @@ def test_protobuf_serializers_through_a_validated_topic(broker: BrokerProcess) -
     serializer = ProtobufSerializer(order_class, client, {"use.deprecated.format": False})
     order = order_class(id=7, item="pen")
     order.at.seconds = 1_700_000_000
+    order.price.cents = 250
     value = serializer(order, context)
     assert value is not None
     assert produce(broker, topic, [value, value[:6] + b"\xff\xff"]) == [
@@ -296,13 +300,17 @@ def test_protobuf_serializers_through_a_validated_topic(broker: BrokerProcess) -
         KafkaError.INVALID_RECORD,
     ]
     # The import was registered as a schema of its own and referenced.
-    assert "google/protobuf/timestamp.proto" in client.get_subjects()
+    assert sorted(client.get_subjects()) == ["shipments-value", "shop/money.proto"]
     latest = client.get_latest_version(f"{topic}-value")
-    assert [reference.name for reference in latest.schema.references] == [
-        "google/protobuf/timestamp.proto"
-    ]
+    assert [reference.name for reference in latest.schema.references] == ["shop/money.proto"]
+    assert 'import "shop/money.proto";' in latest.schema.schema_str
     reader = ProtobufDeserializer(
         order_class, {"use.deprecated.format": False}, schema_registry_client=client
     )
     [decoded] = [reader(v, context) for v in consume(broker, topic, 1)]
-    assert (decoded.id, decoded.item, decoded.at.seconds) == (7, "pen", 1_700_000_000)
+    assert (decoded.id, decoded.item, decoded.at.seconds, decoded.price.cents) == (
+        7,
+        "pen",
+        1_700_000_000,
+        250,
+    )
