@@ -75,7 +75,8 @@ def serve(
         str | None,
         typer.Option(
             "--http-listen",
-            help="HOST:PORT for /health, /metrics and the schema registry (default 127.0.0.1:8080).",
+            help="HOST:PORT for /health, /metrics and the schema registry "
+            "(default 127.0.0.1:8080).",
         ),
     ] = None,
     config_file: Annotated[

@@ -100,9 +100,11 @@ def _read_schema(file: str, schema_type: str | None) -> tuple[str, str]:
     else:
         path = Path(file)
         try:
-            text = path.read_text()
+            text = path.read_text(encoding="utf-8")
         except OSError as error:
             raise UsageError(f"cannot read {file}: {error.strerror}") from None
+        except UnicodeDecodeError:
+            raise UsageError(f"cannot read {file}: it is not UTF-8 text") from None
     if schema_type is None:
         schema_type = _TYPES_BY_SUFFIX.get(Path(file).suffix.lower(), "AVRO")
     schema_type = schema_type.upper()
@@ -162,7 +164,8 @@ def list_subjects(
     for subject in subjects:
         path = _subject_path(subject)
         versions = client.call("GET", f"{path}/versions{query}")
-        latest = client.call("GET", f"{path}/versions/latest{query}")
+        # "latest" is the latest live version; a soft-deleted subject has none.
+        latest = client.call("GET", f"{path}/versions/{max(versions)}{query}")
         level = client.call("GET", f"/config/{quote(subject, safe='')}?defaultToGlobal=true")
         table.add_row(
             subject,

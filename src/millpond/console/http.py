@@ -261,8 +261,8 @@ class HttpServer:
             return Response(
                 HTTPStatus.INTERNAL_SERVER_ERROR, json.dumps(error).encode(), REGISTRY_CONTENT_TYPE
             )
-        if isinstance(answer.body, str):
-            return Response(HTTPStatus(answer.status), answer.body.encode(), _TEXT)
+        if isinstance(answer.body, str):  # a bare schema, as Confluent sends it
+            return Response(HTTPStatus(answer.status), answer.body.encode(), REGISTRY_CONTENT_TYPE)
         return Response(
             HTTPStatus(answer.status), json.dumps(answer.body).encode(), REGISTRY_CONTENT_TYPE
         )

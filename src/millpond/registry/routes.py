@@ -271,10 +271,17 @@ class RegistryRoutes:
         return self._compatibility(request, args[0], None)
 
     def _compatibility(self, request: ApiRequest, subject: str, version: str | None) -> Any:
-        schema = SchemaRequest.from_json(_body(request))
-        result = self.registry.test_compatibility(subject, version, schema)
+        verbose = _flag(request.query, "verbose")
+        try:
+            schema = SchemaRequest.from_json(_body(request))
+            result = self.registry.test_compatibility(subject, version, schema)
+        except RegistryError as error:
+            if error.error_code != 42201 or not verbose:
+                raise
+            # As Confluent: a verbose check answers an unparseable schema with its reason.
+            return {"is_compatible": False, "messages": [error.message]}
         document: dict[str, Any] = {"is_compatible": result.is_compatible}
-        if _flag(request.query, "verbose"):
+        if verbose:
             document["messages"] = list(result.messages)
         return document
 
@@ -300,8 +307,6 @@ class RegistryRoutes:
         level = self.registry.state.compatibility(subject)
         if level is None:
             if not _flag(request.query, "defaultToGlobal"):
-                if subject not in self.registry.state.subjects:
-                    raise RegistryError(404, 40401, f"Subject '{subject}' not found.")
                 raise RegistryError(
                     404,
                     40408,
@@ -329,6 +334,10 @@ class RegistryRoutes:
         force = _flag(request.query, "force")
         mode = await self.registry.set_mode(None, _setting(request, "mode"), force=force)
         return {"mode": mode.value}
+
+    @_route("DELETE", "/mode")
+    async def delete_global_mode(self, _request: ApiRequest, _args: list[str]) -> Any:
+        return {"mode": (await self.registry.delete_mode(None)).value}
 
     @_route("GET", "/mode/{}")
     async def get_mode(self, request: ApiRequest, args: list[str]) -> Any:

@@ -6,7 +6,7 @@ a time under a lock: a version number or id is chosen and written before the nex
 
 Errors are RegistryError(http status, Confluent error code, message):
 
-    40401 subject not found            40406 version soft-deleted      42201 invalid schema
+        40401 subject not found            40406 version soft-deleted      42201 invalid schema
     40402 version not found            40407 version not soft-deleted  42202 invalid version
     40403 schema not found             40408 no subject compatibility  42203 invalid compat level
     40404 subject soft-deleted         40409 no subject mode           42204 invalid mode
@@ -197,15 +197,17 @@ class SchemaRegistry:
         return found
 
     def version(self, subject: str, version: str | int, *, deleted: bool = False) -> SubjectVersion:
-        """`version` is a number, "latest" or -1; raises 40401, 40402 or 42202."""
+        """`version` is a number, or "latest" / -1 for the latest live version (as Confluent:
+        whatever `deleted` says); raises 40401, 40402 or 42202."""
         number = parse_version(version)
-        if subject not in self.state.subjects:
-            raise subject_not_found(subject)
         candidates = self.state.versions(subject, deleted=deleted)
+        if not candidates:
+            raise subject_not_found(subject)
         if number == -1:
-            if not candidates:
+            live = self.state.versions(subject)
+            if not live:
                 raise subject_not_found(subject)
-            return candidates[-1]
+            return live[-1]
         for entry in candidates:
             if entry.version == number:
                 return entry
@@ -252,7 +254,17 @@ class SchemaRegistry:
             if any(entry.version == version for entry in every):
                 raise RegistryError(422, 42205, f"version {version} of {subject} already exists")
             entry = SubjectVersion(subject, version, schema_id, deleted=False)
-            await self._write([(schema_key(subject, version), schema_value(entry, identity))])
+            records: Records = [(schema_key(subject, version), schema_value(entry, identity))]
+            # As Confluent: the schema's soft-deleted versions in this subject give way to the
+            # new one (unless something still refers to them).
+            records.extend(
+                (schema_key(subject, old.version), None)
+                for old in every
+                if old.deleted
+                and old.id == schema_id
+                and not self.state.referenced_by(subject, old.version, include_deleted=True)
+            )
+            await self._write(records)
             stored = self.state.schemas[schema_id]
             if stored.parsed is None:
                 stored.parsed = parsed
@@ -275,12 +287,15 @@ class SchemaRegistry:
         level checks); raises 40401/40402/42201."""
         parsed, _identity = self.parse(request)
         if version is None:
-            live = self.state.versions(subject)
-        elif parse_version(version) != -1 or subject in self.state.subjects:
-            live = [self.version(subject, version)]
+            against = self.state.versions(subject)
+        elif parse_version(version) == -1:
+            against = self.state.versions(subject)[-1:]  # none: nothing to be incompatible with
         else:
-            live = []
-        return self._check(parsed, live, self.compatibility(subject))
+            number = parse_version(version)
+            against = [e for e in self.state.versions(subject) if e.version == number]
+            if not against:
+                raise RegistryError(404, 40402, f"Version {number} not found.")
+        return self._check(parsed, against, self.compatibility(subject))
 
     def _check(
         self, parsed: ParsedSchema, against: Sequence[SubjectVersion], level: CompatibilityLevel
@@ -300,7 +315,11 @@ class SchemaRegistry:
                         f"Subject '{subject}' Version {entry.version} was not deleted first "
                         "before being permanently deleted",
                     )
-                await self._write([(schema_key(subject, entry.version), None), self._id_floor()])
+                self._refuse_if_referenced(subject, [entry], include_deleted=True)
+                records: Records = [(schema_key(subject, entry.version), None), self._id_floor()]
+                if len(self.state.versions(subject, deleted=True)) == 1:
+                    records.extend(self._subject_settings_removed(subject))
+                await self._write(records)
                 return entry.version
             if entry.deleted:
                 raise RegistryError(
@@ -325,12 +344,10 @@ class SchemaRegistry:
                         f"Subject '{subject}' was not deleted first before being permanently "
                         "deleted",
                     )
+                self._refuse_if_referenced(subject, every, include_deleted=True)
                 records: Records = [(schema_key(subject, e.version), None) for e in every]
                 records.append(self._id_floor())
-                if subject in self.state.configs:
-                    records.append(config_record(subject, None))
-                if subject in self.state.modes:
-                    records.append(mode_record(subject, None))
+                records.extend(self._subject_settings_removed(subject))
                 await self._write(records)
                 return [entry.version for entry in every]
             if not live:
@@ -344,12 +361,26 @@ class SchemaRegistry:
         identity = self.state.schemas[entry.id].identity
         return schema_key(entry.subject, entry.version), schema_value(deleted, identity)
 
+    def _subject_settings_removed(self, subject: str) -> Records:
+        """Records dropping the subject's own level and mode (a permanently deleted subject
+        starts afresh, as in Confluent)."""
+        records: Records = []
+        if subject in self.state.configs:
+            records.append(config_record(subject, None))
+        if subject in self.state.modes:
+            records.append(mode_record(subject, None))
+        return records
+
     def _id_floor(self) -> tuple[bytes, bytes]:
         return id_floor_record(self.state.next_id)
 
-    def _refuse_if_referenced(self, subject: str, entries: Sequence[SubjectVersion]) -> None:
+    def _refuse_if_referenced(
+        self, subject: str, entries: Sequence[SubjectVersion], *, include_deleted: bool = False
+    ) -> None:
         for entry in entries:
-            users = self.state.referenced_by(subject, entry.version)
+            users = self.state.referenced_by(
+                subject, entry.version, include_deleted=include_deleted
+            )
             if users:
                 raise RegistryError(
                     422,
@@ -370,7 +401,9 @@ class SchemaRegistry:
 
     async def set_compatibility(self, subject: str | None, raw: Any) -> CompatibilityLevel:
         try:
-            level = CompatibilityLevel(str(raw).upper())
+            if not isinstance(raw, str):
+                raise ValueError(raw)
+            level = CompatibilityLevel(raw.upper())
         except ValueError:
             raise RegistryError(
                 422,
@@ -390,13 +423,7 @@ class SchemaRegistry:
             level = self.state.compatibility(subject)
             if level is None:
                 if subject is not None:
-                    if subject not in self.state.subjects:
-                        raise subject_not_found(subject)
-                    raise RegistryError(
-                        404,
-                        40408,
-                        f"Subject '{subject}' does not have subject-level compatibility configured",
-                    )
+                    raise subject_not_found(subject)  # Confluent's answer here
                 return DEFAULT_COMPATIBILITY
             await self._write([config_record(subject, None)])
             return level
@@ -410,7 +437,9 @@ class SchemaRegistry:
 
     async def set_mode(self, subject: str | None, raw: Any, *, force: bool) -> Mode:
         try:
-            mode = Mode(str(raw).upper())
+            if not isinstance(raw, str):
+                raise ValueError(raw)
+            mode = Mode(raw.upper())
         except ValueError:
             raise RegistryError(
                 422, 42204, f"Invalid mode {raw!r}; valid: READWRITE, READONLY, IMPORT"
@@ -430,13 +459,14 @@ class SchemaRegistry:
             await self._write([mode_record(subject, mode)])
         return mode
 
-    async def delete_mode(self, subject: str) -> Mode:
+    async def delete_mode(self, subject: str | None) -> Mode:
+        """Drop the subject's (or the global) mode; returns the one it had."""
         async with self._lock:
             mode = self.state.mode(subject)
             if mode is None:
-                raise RegistryError(
-                    404, 40409, f"Subject '{subject}' does not have subject-level mode configured"
-                )
+                if subject is not None:
+                    raise subject_not_found(subject)  # Confluent's answer here
+                return DEFAULT_MODE
             await self._write([mode_record(subject, None)])
             return mode
 

@@ -98,13 +98,16 @@ class RegistryState:
     def subject_names(self, *, deleted: bool = False) -> list[str]:
         return sorted(s for s in self.subjects if self.versions(s, deleted=deleted))
 
-    def referenced_by(self, subject: str, version: int) -> list[int]:
-        """Ids of live schemas whose references name `subject` version `version`."""
+    def referenced_by(
+        self, subject: str, version: int, *, include_deleted: bool = False
+    ) -> list[int]:
+        """Ids of schemas (live ones, or soft-deleted too) whose references name `subject`
+        version `version`."""
         live_ids = {
             entry.id
             for versions in self.subjects.values()
             for entry in versions.values()
-            if not entry.deleted
+            if include_deleted or not entry.deleted
         }
         return sorted(
             schema.id

@@ -71,6 +71,7 @@ def topic_name_problem(name: str | None) -> str | None:
 
 SCHEMAS_TOPIC = "_schemas"  # the schema registry's compacted topic
 
+
 @dataclass
 class Partition:
     topic: Topic
