@@ -232,6 +232,8 @@ def test_json_schema_serializers_through_a_validated_topic(broker: BrokerProcess
         None,
         KafkaError.INVALID_RECORD,
     ]
+    broker.restart()
+    client = registry_client(broker)
     reader = JSONDeserializer(json.dumps(schema), schema_registry_client=client)
     assert [reader(v, context) for v in consume(broker, topic, 1)] == [{"kind": "click", "at": 5}]
 
@@ -314,3 +316,15 @@ def test_protobuf_serializers_through_a_validated_topic(broker: BrokerProcess) -
         1_700_000_000,
         250,
     )
+    # After kill -9 the schemas come back from _schemas: a fresh client decodes the record
+    # and the serializer's schema is still the registered one (same id, no new version).
+    broker.restart(hard=True)
+    fresh = registry_client(broker)
+    reader = ProtobufDeserializer(
+        order_class, {"use.deprecated.format": False}, schema_registry_client=fresh
+    )
+    [decoded] = [reader(v, context) for v in consume(broker, topic, 1)]
+    assert decoded.price.cents == 250
+    again = ProtobufSerializer(order_class, fresh, {"use.deprecated.format": False})(order, context)
+    assert again == value
+    assert fresh.get_versions(f"{topic}-value") == [1]
