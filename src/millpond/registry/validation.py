@@ -15,6 +15,7 @@ topics pay nothing.
 
 from __future__ import annotations
 
+import logging
 import struct
 
 from millpond.protocol.record_codec import iter_records
@@ -22,6 +23,8 @@ from millpond.protocol.records import BatchHeader
 from millpond.registry.schema import PayloadError
 from millpond.registry.service import RegistryError
 from millpond.registry.service import SchemaRegistry
+
+logger = logging.getLogger(__name__)
 
 MAGIC = 0
 HEADER = struct.Struct(">bI")
@@ -77,4 +80,7 @@ class SchemaValidator:
             return f"the {part} does not decode with schema {schema_id}: {error}"
         except RegistryError as error:
             return f"the {part}'s schema {schema_id} cannot be used: {error.message}"
+        except Exception:  # a decoder bug must refuse one batch, not fail the whole request
+            logger.exception("decoding a %s with schema %d failed unexpectedly", part, schema_id)
+            return f"the {part} could not be checked against schema {schema_id}"
         return None

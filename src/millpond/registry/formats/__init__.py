@@ -6,17 +6,35 @@ broker that never sees a Protobuf schema never loads protobuf.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
+from millpond.registry.schema import InvalidSchemaError
 from millpond.registry.schema import ParsedSchema
 from millpond.registry.schema import SchemaType
+
+logger = logging.getLogger(__name__)
 
 
 def parse_schema(
     schema_type: SchemaType, text: str, references: Sequence[tuple[str, ParsedSchema]] = ()
 ) -> ParsedSchema:
     """Parse `text` as a schema of `schema_type` that may use `references` ((name, schema)
-    pairs, dependencies first); raises InvalidSchemaError."""
+    pairs, dependencies first); raises InvalidSchemaError, whatever the text."""
+    try:
+        return _parse(schema_type, text, references)
+    except InvalidSchemaError:
+        raise
+    except (ValueError, TypeError, LookupError, AttributeError, RecursionError) as error:
+        # A format library tripping over hostile input is still the client's bad schema,
+        # answered 42201; logged, because the format module should have said why.
+        logger.warning("unexpected error parsing a %s schema", schema_type, exc_info=True)
+        raise InvalidSchemaError(f"{type(error).__name__}: {error}") from error
+
+
+def _parse(
+    schema_type: SchemaType, text: str, references: Sequence[tuple[str, ParsedSchema]]
+) -> ParsedSchema:
     if schema_type is SchemaType.AVRO:
         from millpond.registry.formats import avro
 
