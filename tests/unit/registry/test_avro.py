@@ -14,9 +14,14 @@ from hypothesis import strategies as st
 
 from millpond.registry.compatibility import CompatibilityLevel
 from millpond.registry.compatibility import check_compatibility
+from millpond.registry.formats import avro_compatibility
+from millpond.registry.formats import avro_skip
 from millpond.registry.formats.avro import AvroSchema
 from millpond.registry.formats.avro import check
 from millpond.registry.formats.avro import parse
+from millpond.registry.formats.avro_skip import MAX_NESTING
+from millpond.registry.formats.avro_skip import MAX_TYPE_NESTING
+from millpond.registry.formats.avro_skip import MAX_ZERO_SIZE_ITEMS
 from millpond.registry.schema import InvalidSchemaError
 from millpond.registry.schema import PayloadError
 from millpond.registry.schema import SchemaType
@@ -762,3 +767,321 @@ def test_decode_raises_only_payload_errors(payload: bytes) -> None:
 )
 def test_decode_accepts_whatever_fastavro_writes(datum: dict[str, Any]) -> None:
     DECODE_PARSED.decode(encode(DECODE_PARSED, datum))
+
+
+# Decoding: payloads that claim more than their length pays for
+
+
+def varint(value: int) -> bytes:
+    unsigned = ((value << 1) ^ (value >> 63)) & (2**64 - 1)
+    out = bytearray()
+    while unsigned >= 0x80:
+        out.append((unsigned & 0x7F) | 0x80)
+        unsigned >>= 7
+    out.append(unsigned)
+    return bytes(out)
+
+
+EMPTY_RECORD = {"type": "record", "name": "Empty", "fields": []}
+ZERO_FIXED = {"type": "fixed", "name": "Nothing", "size": 0}
+TOO_MANY = f"more than {MAX_ZERO_SIZE_ITEMS} items that take no bytes"
+
+
+@pytest.mark.parametrize(
+    "schema_json",
+    [
+        {"type": "array", "items": "null"},
+        {"type": "map", "values": "null"},
+        {"type": "array", "items": EMPTY_RECORD},
+        {"type": "array", "items": ZERO_FIXED},
+        {
+            "type": "array",
+            "items": {
+                "type": "record",
+                "name": "Nulls",
+                "fields": [
+                    {"name": "a", "type": "null"},
+                    {"name": "b", "type": EMPTY_RECORD},
+                ],
+            },
+        },
+    ],
+    ids=["array<null>", "map<null>", "array<empty record>", "array<fixed 0>", "array<nulls>"],
+)
+@pytest.mark.parametrize("negative_block", [False, True], ids=["count", "count and size"])
+def test_decode_refuses_a_count_of_zero_size_items_past_the_limit(
+    schema_json: dict[str, Any], negative_block: bool
+) -> None:
+    # Ten bytes claiming 2**60 items, which fastavro would build one by one without end.
+    count = varint(-(2**60)) + varint(0) if negative_block else varint(2**60)
+    payload = count + b"\x00"
+    assert len(payload) == (11 if negative_block else 10)
+    with pytest.raises(PayloadError) as raised:
+        parse(json.dumps(schema_json)).decode(payload)
+    assert TOO_MANY in str(raised.value)
+
+
+def test_the_limit_counts_items_across_the_payload() -> None:
+    schema = parse(
+        record(
+            [
+                {"name": "a", "type": {"type": "array", "items": "null"}},
+                {"name": "b", "type": {"type": "array", "items": "null"}},
+            ]
+        )
+    )
+    half = MAX_ZERO_SIZE_ITEMS // 2
+    schema.decode(varint(half) + b"\x00" + varint(half) + b"\x00")
+    with pytest.raises(PayloadError) as raised:
+        schema.decode(varint(half) + b"\x00" + varint(half + 1) + b"\x00")
+    assert TOO_MANY in str(raised.value)
+
+
+def test_the_limit_is_inclusive_and_spans_blocks() -> None:
+    schema = parse('{"type": "array", "items": "null"}')
+    schema.decode(varint(MAX_ZERO_SIZE_ITEMS) + b"\x00")
+    schema.decode(varint(-3) + varint(0) + varint(MAX_ZERO_SIZE_ITEMS - 3) + b"\x00")
+    with pytest.raises(PayloadError) as raised:
+        schema.decode(varint(3) + varint(MAX_ZERO_SIZE_ITEMS - 2) + b"\x00")
+    assert TOO_MANY in str(raised.value)
+
+
+def test_zero_size_fields_of_array_items_count_for_each_item() -> None:
+    # Each item takes one byte (its boolean) and carries 50 nulls fastavro builds.
+    fields = [{"name": "flag", "type": "boolean"}] + [
+        {"name": f"n{index}", "type": "null"} for index in range(50)
+    ]
+    item = {"type": "record", "name": "Flagged", "fields": fields}
+    schema = parse(json.dumps({"type": "array", "items": item}))
+    schema.decode(varint(2000) + b"\x01" * 2000 + b"\x00")  # 100,000 nulls
+    with pytest.raises(PayloadError) as raised:
+        schema.decode(varint(2001) + b"\x01" * 2001 + b"\x00")
+    assert TOO_MANY in str(raised.value)
+
+
+def test_a_payload_may_hold_one_zero_size_item_per_byte() -> None:
+    schema = parse(
+        record(
+            [
+                {"name": "nothing", "type": "null"},
+                {"name": "maybe", "type": {"type": "array", "items": ["null", "int"]}},
+            ]
+        )
+    )
+    many = MAX_ZERO_SIZE_ITEMS + 50_000
+    schema.decode(varint(many) + b"\x00" * many + b"\x00")  # a null per byte, and one more
+
+
+def test_a_named_type_used_twice_a_level_cannot_multiply_values() -> None:
+    # Record i holds two record i-1: 2**30 nulls that take no bytes at all.
+    current: dict[str, Any] = {
+        "type": "record",
+        "name": "L0",
+        "fields": [{"name": "n", "type": "null"}],
+    }
+    for level in range(1, 31):
+        current = {
+            "type": "record",
+            "name": f"L{level}",
+            "fields": [{"name": "a", "type": current}, {"name": "b", "type": f"L{level - 1}"}],
+        }
+    with pytest.raises(PayloadError) as raised:
+        parse(json.dumps(current)).decode(b"")
+    assert TOO_MANY in str(raised.value)
+
+
+LINKED_LIST = record([{"name": "value", "type": "int"}, {"name": "next", "type": ["null", "User"]}])
+
+
+def test_decode_bounds_the_nesting_of_recursive_types() -> None:
+    schema = parse(LINKED_LIST)
+    node_count = MAX_NESTING // 2 - 1
+    schema.decode(b"\x02\x02" * node_count + b"\x02\x00")
+    # fastavro recurses on the C stack per node: 20,000 of them ended the process.
+    with pytest.raises(PayloadError) as raised:
+        schema.decode(b"\x02\x02" * 20_000 + b"\x02\x00")
+    assert f"nests values deeper than {MAX_NESTING} levels" in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("schema_json", "payload", "reason"),
+    [
+        ({"type": "array", "items": "null"}, varint(1), "ends inside the record"),
+        ({"type": "array", "items": "int"}, varint(1000) + b"\x00", "ends inside the record"),
+        ({"type": "array", "items": ["null", "int"]}, varint(1) + varint(2) + b"\x00", "branch 2"),
+        (
+            {"type": "array", "items": {"type": "enum", "name": "E", "symbols": ["A"]}},
+            varint(1) + varint(1) + b"\x00",
+            "enum index 1",
+        ),
+        ({"type": "array", "items": "bytes"}, varint(1) + varint(-1) + b"\x00", "negative length"),
+        ({"type": "array", "items": "long"}, varint(1) + b"\xff" * 10 + b"\x00", "varint longer"),
+    ],
+)
+def test_the_walk_names_what_is_malformed(
+    schema_json: dict[str, Any], payload: bytes, reason: str
+) -> None:
+    # A null field makes each schema one the walk runs for.
+    schema = parse(
+        record([{"name": "nothing", "type": "null"}, {"name": "value", "type": schema_json}])
+    )
+    with pytest.raises(PayloadError) as raised:
+        schema.decode(payload)
+    assert "not a valid Avro record" in str(raised.value)
+    assert reason in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "walked"),
+    [
+        (DECODE_SCHEMA, False),
+        ('["null", "string"]', False),
+        (json.dumps(["null", EMPTY_RECORD]), False),
+        (json.dumps({"type": "map", "values": {"type": "array", "items": "long"}}), False),
+        ('"null"', True),
+        ('{"type": "array", "items": "null"}', True),
+        (json.dumps({"type": "map", "values": ZERO_FIXED}), True),
+        (record([{"name": "n", "type": "null"}]), True),
+        (
+            json.dumps(
+                [
+                    "null",
+                    {"type": "record", "name": "Two", "fields": [{"name": "a", "type": "null"}]},
+                ]
+            ),
+            True,
+        ),
+        (LINKED_LIST, True),
+    ],
+)
+def test_only_schemas_that_need_it_are_walked(text: str, walked: bool) -> None:
+    assert (avro_skip.plan(parse(text).schema) is not None) is walked
+
+
+WALKED = parse(
+    json.dumps(
+        {
+            "type": "record",
+            "name": "Node",
+            "fields": [
+                {"name": "nulls", "type": {"type": "array", "items": "null"}},
+                {"name": "empties", "type": {"type": "map", "values": EMPTY_RECORD}},
+                {"name": "nothings", "type": {"type": "array", "items": ZERO_FIXED}},
+                {
+                    "name": "flags",
+                    "type": {
+                        "type": "array",
+                        "items": {
+                            "type": "record",
+                            "name": "Flag",
+                            "fields": [
+                                {"name": "on", "type": "boolean"},
+                                {"name": "why", "type": "null"},
+                            ],
+                        },
+                    },
+                },
+                {"name": "suit", "type": {"type": "enum", "name": "Suit", "symbols": ["A", "B"]}},
+                {"name": "hash", "type": {"type": "fixed", "name": "Hash", "size": 2}},
+                {"name": "numbers", "type": {"type": "array", "items": ["null", "long", "double"]}},
+                {"name": "blobs", "type": {"type": "map", "values": "bytes"}},
+                {"name": "next", "type": ["null", "Node"]},
+            ],
+        }
+    )
+)
+
+
+def nodes() -> st.SearchStrategy[dict[str, Any]]:
+    def node(next_node: st.SearchStrategy[dict[str, Any] | None]) -> st.SearchStrategy[Any]:
+        return st.fixed_dictionaries(
+            {
+                "nulls": st.lists(st.none(), max_size=300),
+                "empties": st.dictionaries(st.text(max_size=3), st.just({}), max_size=5),
+                "nothings": st.lists(st.just(b""), max_size=300),
+                "flags": st.lists(
+                    st.fixed_dictionaries({"on": st.booleans(), "why": st.none()}), max_size=5
+                ),
+                "suit": st.sampled_from(["A", "B"]),
+                "hash": st.binary(min_size=2, max_size=2),
+                "numbers": st.lists(
+                    st.none() | st.integers(-(2**63), 2**63 - 1) | st.floats(), max_size=5
+                ),
+                "blobs": st.dictionaries(st.text(max_size=3), st.binary(max_size=5), max_size=3),
+                "next": next_node,
+            }
+        )
+
+    return st.recursive(st.none(), node, max_leaves=5).filter(lambda datum: datum is not None)
+
+
+@settings(max_examples=150, deadline=None)
+@given(datum=nodes())
+def test_decode_accepts_whatever_fastavro_writes_with_zero_size_items(
+    datum: dict[str, Any],
+) -> None:
+    assert avro_skip.plan(WALKED.schema) is not None
+    WALKED.decode(encode(WALKED, datum))
+
+
+@settings(max_examples=300, deadline=None)
+@given(payload=st.binary(max_size=64))
+def test_what_the_walk_passes_fastavro_reads_to_the_same_end(payload: bytes) -> None:
+    skip_plan = avro_skip.plan(WALKED.schema)
+    assert skip_plan is not None
+    try:
+        end = avro_skip.skip(skip_plan, payload)
+    except PayloadError:
+        return
+    # The schema has no strings or logical types, the checks fastavro makes and the walk
+    # does not; so whatever the walk passes, fastavro reads, using the same bytes.
+    stream = io.BytesIO(payload)
+    fastavro.schemaless_reader(stream, fastavro.parse_schema(json.loads(WALKED.canonical)), None)
+    assert stream.tell() == end
+
+
+@settings(max_examples=300, deadline=None)
+@given(payload=st.binary(max_size=64))
+def test_decode_of_a_walked_schema_raises_only_payload_errors(payload: bytes) -> None:
+    with contextlib.suppress(PayloadError):
+        WALKED.decode(payload)
+
+
+def test_check_is_the_compatibility_modules() -> None:
+    assert check is avro_compatibility.check
+
+
+def nested_arrays(items: object, depth: int) -> object:
+    for _ in range(depth):
+        items = {"type": "array", "items": items}
+    return items
+
+
+def deep_record(name: str, fields: list[tuple[str, object]]) -> str:
+    return json.dumps(
+        {"type": "record", "name": name, "fields": [{"name": n, "type": t} for n, t in fields]}
+    )
+
+
+def test_types_nested_through_references_are_bounded() -> None:
+    references: list[tuple[str, Any]] = []
+    previous: object = "int"
+    for level in range(2):
+        text = deep_record(f"R{level}", [("x", nested_arrays(previous, 60))])
+        references.append((f"R{level}", parse(text, references)))
+        previous = f"R{level}"
+    with pytest.raises(InvalidSchemaError) as raised:
+        parse(deep_record("R2", [("x", nested_arrays(previous, 60))]), references)
+    assert f"types nest deeper than {MAX_TYPE_NESTING} levels" in str(raised.value)
+
+
+def test_a_type_reached_again_deeper_down_is_walked() -> None:
+    r0 = parse(deep_record("R0", [("x", nested_arrays("int", 60))]))
+    r1 = parse(deep_record("R1", [("a", "R0"), ("b", nested_arrays("R0", 60))]), [("R0", r0)])
+    r2 = parse(
+        deep_record("R2", [("a", "R0"), ("b", nested_arrays("R1", 10))]),
+        [("R0", r0), ("R1", r1)],
+    )
+    assert avro_skip.plan(r1.schema) is None  # 122 levels at most
+    assert avro_skip.plan(r2.schema) is not None  # 133
+    r2.decode(b"\x00" + b"\x00")  # R0 with an empty array, then an empty array of R1

@@ -9,15 +9,14 @@
   key order never mint a new id, while docs, defaults, aliases and custom properties, which
   Confluent also keeps, make a schema different. Field order and enum symbol order stay, as
   they are part of the encoding.
-- `check` follows Avro's `SchemaCompatibility` (Java), which Confluent runs, and reports each
-  incompatibility with its Confluent name and JSON-pointer-like location. It walks the Apache
-  `avro` schema objects itself rather than calling `avro.compatibility`, because that port
-  merges results into unordered sets of messages and locations, which loses which message
-  belongs to which location (and adds a spurious "/" location); the rules are the same, except
-  that names are compared by full name with reader aliases resolved against the reader's
-  namespace, as the Java implementation and the Avro specification do.
+- `check` (in `avro_compatibility`, re-exported here) follows Avro's `SchemaCompatibility`
+  (Java), which Confluent runs, and reports each incompatibility with its Confluent name and
+  JSON-pointer-like location.
 - `decode` reads a payload with fastavro's `schemaless_reader`, using a fastavro schema parsed
-  once per schema, and requires the record to use every byte.
+  once per schema, and requires the record to use every byte. For the few schemas where the
+  payload's length does not bound what that costs (values that take no bytes, such as an
+  array of nulls, and recursive types), `avro_skip` first walks the payload without building
+  anything and refuses one that claims too many such values or nests too deeply; see there.
 """
 
 from __future__ import annotations
@@ -38,10 +37,17 @@ import avro.name
 import avro.schema
 import fastavro
 
+from millpond.registry.formats import avro_skip
+from millpond.registry.formats.avro_compatibility import check
+from millpond.registry.formats.avro_compatibility import describe
+from millpond.registry.formats.avro_compatibility import schema_kind
 from millpond.registry.schema import InvalidSchemaError
 from millpond.registry.schema import ParsedSchema
 from millpond.registry.schema import PayloadError
 from millpond.registry.schema import SchemaType
+
+# `check` lives in avro_compatibility; the registry finds every format's `check` here.
+__all__ = ["AvroSchema", "check", "parse"]
 
 _PRIMITIVE_TYPES: Final = frozenset(
     ("null", "boolean", "int", "long", "float", "double", "bytes", "string")
@@ -69,14 +75,6 @@ _SCHEMA_KEY_ORDER: Final = (
 )
 _FIELD_KEY_ORDER: Final = ("name", "type", "doc", "default", "order", "aliases")
 
-# Writer types a reader type can read besides its own (the specification's promotions).
-_PROMOTIONS: Final[Mapping[str, frozenset[str]]] = {
-    "long": frozenset(("int",)),
-    "float": frozenset(("int", "long")),
-    "double": frozenset(("int", "long", "float")),
-    "bytes": frozenset(("string",)),
-    "string": frozenset(("bytes",)),
-}
 
 # Apache avro, the checks here and fastavro recurse once or more per level of nesting; real
 # schemas nest a handful of levels, and a bound keeps every walk far from Python's stack limit.
@@ -98,6 +96,9 @@ class AvroSchema:
     named_types: Mapping[str, avro.schema.NamedSchema] = field(compare=False, repr=False)
     _fastavro_schema: Any = field(compare=False, repr=False)
     _fastavro_named: Mapping[str, Any] = field(compare=False, repr=False)
+    # None for most schemas, whose payloads fastavro reads in time and memory bounded by
+    # their length.
+    _skip_plan: avro_skip.SkipPlan | None = field(compare=False, repr=False)
 
     @property
     def schema_type(self) -> SchemaType:
@@ -108,7 +109,10 @@ class AvroSchema:
 
     def decode(self, payload: bytes) -> None:
         """Read `payload` as one record of this schema; raises PayloadError if it is short,
-        malformed, or followed by bytes the record does not use."""
+        malformed, claims more than the limits of `avro_skip` allow, or is followed by bytes
+        the record does not use."""
+        if self._skip_plan is not None:
+            avro_skip.skip(self._skip_plan, payload)
         stream = io.BytesIO(payload)
         try:
             fastavro.schemaless_reader(stream, self._fastavro_schema, None)
@@ -162,19 +166,8 @@ def parse(text: str, references: Sequence[tuple[str, ParsedSchema]] = ()) -> Avr
         named_types=dict(names.names),
         _fastavro_schema=fastavro_schema,
         _fastavro_named=fastavro_named,
+        _skip_plan=avro_skip.plan(schema),
     )
-
-
-def check(reader: AvroSchema, writer: AvroSchema) -> list[str]:
-    """Whether a consumer using `reader` can read every record written with `writer`: [] if
-    so, otherwise one "<TYPE> at '<location>': <description>" message per incompatibility."""
-    found = _Checker().compatibility(reader.schema, writer.schema, (), "")
-    messages: list[str] = []
-    for incompatibility in found:
-        message = str(incompatibility)
-        if message not in messages:
-            messages.append(message)
-    return messages
 
 
 # Parsing
@@ -343,12 +336,12 @@ def _check_definitions(schema: avro.schema.Schema, inherited: frozenset[int]) ->
 def _default_expectation(schema: avro.schema.Schema) -> str:
     if isinstance(schema, avro.schema.UnionSchema):
         first = schema.schemas[0]
-        return f"{_describe(first)} (a union's default must match its first branch)"
-    return _describe(schema)
+        return f"{describe(first)} (a union's default must match its first branch)"
+    return describe(schema)
 
 
 def _valid_default(schema: avro.schema.Schema, value: object) -> bool:
-    kind = _kind(schema)
+    kind = schema_kind(schema)
     if kind == "null":
         return value is None
     if kind == "boolean":
@@ -386,264 +379,3 @@ def _valid_default(schema: avro.schema.Schema, value: object) -> bool:
                 return False
         return True
     return False
-
-
-# Compatibility
-
-
-@dataclass(frozen=True, slots=True)
-class _Incompatibility:
-    kind: str
-    location: tuple[str, ...]
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.kind} at '/{'/'.join(self.location)}': {self.message}"
-
-
-class _Checker:
-    """One reader/writer comparison. Pairs already compared are remembered, so a recursive
-    type (a list node holding the next node) is compared once and the walk ends."""
-
-    def __init__(self) -> None:
-        # (id(reader), id(writer)) -> what was found; None while the pair is being compared,
-        # which (as in Java Avro) counts as compatible for the recursive use.
-        self._seen: dict[tuple[int, int], list[_Incompatibility] | None] = {}
-
-    def compatibility(
-        self,
-        reader: avro.schema.Schema,
-        writer: avro.schema.Schema,
-        location: tuple[str, ...],
-        field_path: str,
-    ) -> list[_Incompatibility]:
-        pair = (id(reader), id(writer))
-        if pair in self._seen:
-            return self._seen[pair] or []
-        self._seen[pair] = None
-        found = self._calculate(reader, writer, location, field_path)
-        self._seen[pair] = found
-        return found
-
-    def _calculate(
-        self,
-        reader: avro.schema.Schema,
-        writer: avro.schema.Schema,
-        location: tuple[str, ...],
-        field_path: str,
-    ) -> list[_Incompatibility]:
-        reader_kind = _kind(reader)
-        writer_kind = _kind(writer)
-        if reader_kind == writer_kind:
-            return self._calculate_same_kind(reader, writer, location, field_path)
-        if isinstance(writer, avro.schema.UnionSchema):
-            # Every branch the writer may choose must be readable.
-            found: list[_Incompatibility] = []
-            for branch in writer.schemas:
-                found.extend(self.compatibility(reader, branch, location, field_path))
-            return found
-        if writer_kind in _PROMOTIONS.get(reader_kind, ()):
-            return []
-        if isinstance(reader, avro.schema.UnionSchema):
-            for branch in reader.schemas:
-                if not self.compatibility(branch, writer, location, field_path):
-                    return []
-            return [
-                _Incompatibility(
-                    "MISSING_UNION_BRANCH",
-                    location,
-                    f"{_field_prefix(field_path)}reader union lacks a branch that can read "
-                    f"writer type {_describe(writer)}",
-                )
-            ]
-        return [
-            _Incompatibility(
-                "TYPE_MISMATCH",
-                location,
-                f"{_field_prefix(field_path)}reader type {_describe(reader)} cannot read "
-                f"writer type {_describe(writer)}",
-            )
-        ]
-
-    def _calculate_same_kind(
-        self,
-        reader: avro.schema.Schema,
-        writer: avro.schema.Schema,
-        location: tuple[str, ...],
-        field_path: str,
-    ) -> list[_Incompatibility]:
-        if isinstance(reader, avro.schema.ArraySchema) and isinstance(
-            writer, avro.schema.ArraySchema
-        ):
-            return self.compatibility(reader.items, writer.items, (*location, "items"), field_path)
-        if isinstance(reader, avro.schema.MapSchema) and isinstance(writer, avro.schema.MapSchema):
-            return self.compatibility(
-                reader.values, writer.values, (*location, "values"), field_path
-            )
-        if isinstance(reader, avro.schema.FixedSchema) and isinstance(
-            writer, avro.schema.FixedSchema
-        ):
-            return _check_names(reader, writer, location) + _check_size(reader, writer, location)
-        if isinstance(reader, avro.schema.EnumSchema) and isinstance(
-            writer, avro.schema.EnumSchema
-        ):
-            return _check_names(reader, writer, location) + _check_symbols(reader, writer, location)
-        if isinstance(reader, avro.schema.RecordSchema) and isinstance(
-            writer, avro.schema.RecordSchema
-        ):
-            return _check_names(reader, writer, location) + self._check_fields(
-                reader, writer, location, field_path
-            )
-        if isinstance(reader, avro.schema.UnionSchema) and isinstance(
-            writer, avro.schema.UnionSchema
-        ):
-            return self._check_unions(reader, writer, location, field_path)
-        # Primitives (with or without a logical type) read their own kind.
-        return []
-
-    def _check_unions(
-        self,
-        reader: avro.schema.UnionSchema,
-        writer: avro.schema.UnionSchema,
-        location: tuple[str, ...],
-        field_path: str,
-    ) -> list[_Incompatibility]:
-        found: list[_Incompatibility] = []
-        for index, branch in enumerate(writer.schemas):
-            branch_location = (*location, str(index))
-            if self.compatibility(reader, branch, branch_location, field_path):
-                found.append(
-                    _Incompatibility(
-                        "MISSING_UNION_BRANCH",
-                        branch_location,
-                        f"{_field_prefix(field_path)}reader union lacks a branch that can "
-                        f"read writer branch {index} ({_describe(branch)})",
-                    )
-                )
-        return found
-
-    def _check_fields(
-        self,
-        reader: avro.schema.RecordSchema,
-        writer: avro.schema.RecordSchema,
-        location: tuple[str, ...],
-        field_path: str,
-    ) -> list[_Incompatibility]:
-        found: list[_Incompatibility] = []
-        writer_fields = {writer_field.name: writer_field for writer_field in writer.fields}
-        for index, reader_field in enumerate(reader.fields):
-            field_location = (*location, "fields", str(index))
-            path = f"{field_path}.{reader_field.name}" if field_path else reader_field.name
-            writer_field = _writer_field(writer_fields, reader_field)
-            if writer_field is None:
-                # Java Avro also treats a missing enum field whose enum has a default symbol
-                # as a (type) mismatch: the enum's default covers unknown symbols, not an
-                # absent field, so either way the field needs its own default.
-                if not reader_field.has_default:
-                    found.append(
-                        _Incompatibility(
-                            "READER_FIELD_MISSING_DEFAULT_VALUE",
-                            field_location,
-                            f"reader field '{path}' of record '{reader.fullname}' has no "
-                            f"default value and is missing from the writer",
-                        )
-                    )
-                continue
-            found.extend(
-                self.compatibility(
-                    reader_field.type, writer_field.type, (*field_location, "type"), path
-                )
-            )
-        return found
-
-
-def _writer_field(
-    writer_fields: Mapping[str, avro.schema.Field], reader_field: avro.schema.Field
-) -> avro.schema.Field | None:
-    direct = writer_fields.get(reader_field.name)
-    if direct is not None:
-        return direct
-    for alias in _string_list(reader_field.get_prop("aliases")):
-        aliased = writer_fields.get(alias)
-        if aliased is not None:
-            return aliased
-    return None
-
-
-def _check_names(
-    reader: avro.schema.NamedSchema, writer: avro.schema.NamedSchema, location: tuple[str, ...]
-) -> list[_Incompatibility]:
-    if reader.fullname == writer.fullname or writer.fullname in _full_aliases(reader):
-        return []
-    return [
-        _Incompatibility(
-            "NAME_MISMATCH",
-            (*location, "name"),
-            f"reader {_kind(reader)} '{reader.fullname}' does not match writer name "
-            f"'{writer.fullname}' (no reader alias names it)",
-        )
-    ]
-
-
-def _full_aliases(schema: avro.schema.NamedSchema) -> set[str]:
-    namespace = schema.namespace
-    return {
-        alias if "." in alias or not namespace else f"{namespace}.{alias}"
-        for alias in _string_list(schema.get_prop("aliases"))
-    }
-
-
-def _check_size(
-    reader: avro.schema.FixedSchema, writer: avro.schema.FixedSchema, location: tuple[str, ...]
-) -> list[_Incompatibility]:
-    if reader.size == writer.size:
-        return []
-    return [
-        _Incompatibility(
-            "FIXED_SIZE_MISMATCH",
-            (*location, "size"),
-            f"reader fixed '{reader.fullname}' has size {reader.size}, writer size {writer.size}",
-        )
-    ]
-
-
-def _check_symbols(
-    reader: avro.schema.EnumSchema, writer: avro.schema.EnumSchema, location: tuple[str, ...]
-) -> list[_Incompatibility]:
-    missing = [symbol for symbol in writer.symbols if symbol not in reader.symbols]
-    # A reader enum with a default symbol reads unknown writer symbols as that default.
-    if not missing or reader.get_prop("default") in reader.symbols:
-        return []
-    return [
-        _Incompatibility(
-            "MISSING_ENUM_SYMBOLS",
-            (*location, "symbols"),
-            f"reader enum '{reader.fullname}' lacks writer symbols {', '.join(missing)} and "
-            f"has no default symbol",
-        )
-    ]
-
-
-# Shared helpers
-
-
-def _kind(schema: avro.schema.Schema) -> str:
-    """The schema's type, with Avro IDL's error records counted as records."""
-    kind: str = schema.type
-    return "record" if kind == "error" else kind
-
-
-def _describe(schema: avro.schema.Schema) -> str:
-    if isinstance(schema, avro.schema.NamedSchema):
-        return f"{_kind(schema)} '{schema.fullname}'"
-    return _kind(schema)
-
-
-def _field_prefix(field_path: str) -> str:
-    return f"field '{field_path}': " if field_path else ""
-
-
-def _string_list(value: object) -> list[str]:
-    if isinstance(value, list):
-        return [item for item in value if isinstance(item, str)]
-    return []
