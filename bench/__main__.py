@@ -1,7 +1,7 @@
 """`python -m bench`: every scenario, each system started fresh per repeat, in alternating
 order (A B A B ...), so drifts in the load of this shared machine hit every system alike.
 
-    python -m bench [--scenarios throughput,scale,startup,queues] [--repeats 3] [--quick]
+    python -m bench [--scenarios throughput,scale,startup,queues,schemas] [--repeats 3] [--quick]
                     [--output FILE.json] [--compare OLD.json]
 
 Prints per metric the median (min-max) of each system and the ratio Millpond / peer, and
@@ -35,7 +35,7 @@ from bench.scenarios import Scenario
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = BENCH_DIR / "results"
-SCENARIOS = ("throughput", "scale", "startup", "queues")
+SCENARIOS = ("throughput", "scale", "startup", "queues", "schemas")
 
 
 def load(name: str) -> Scenario:
