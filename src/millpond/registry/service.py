@@ -95,8 +95,11 @@ class SchemaRequest:
             raise invalid_schema(
                 f"unknown schemaType {raw_type!r} (AVRO, JSON or PROTOBUF)"
             ) from None
+        # Refused rather than dropped: a client that sent them expects them stored and served.
         if body.get("ruleSet"):
             raise invalid_schema("rule sets (data contracts) are not supported by this registry")
+        if body.get("metadata"):
+            raise invalid_schema("schema metadata is not supported by this registry")
         references = []
         for raw in body.get("references") or ():
             if not isinstance(raw, dict):

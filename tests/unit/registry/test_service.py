@@ -225,6 +225,7 @@ def test_a_failed_write_changes_nothing(topic: Topic, registry: SchemaRegistry) 
         ({"schema": V1, "references": [{"name": "x", "subject": "y", "version": 0}]}, 42201),
         ({"schema": V1, "id": -1}, 42202),
         ({"schema": V1, "ruleSet": {"domainRules": [{"name": "r"}]}}, 42201),
+        ({"schema": V1, "metadata": {"properties": {"owner": "team-a"}}}, 42201),
     ],
 )
 def test_malformed_requests_are_refused(body: Any, code: int) -> None:
