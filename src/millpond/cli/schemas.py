@@ -132,6 +132,8 @@ def _schema_body(file: str, schema_type: str | None, references: list[str]) -> d
     return body
 
 
+Subject = Annotated[str, typer.Argument(help="The subject, e.g. orders-value.")]
+SchemaFile = Annotated[str, typer.Argument(help="The schema file (.avsc, .json, .proto), or -.")]
 SchemaType = Annotated[
     str | None,
     typer.Option(
@@ -184,7 +186,7 @@ def list_subjects(
 @app.command("show")
 @reports_errors
 def show(
-    subject: Annotated[str, typer.Argument(help="The subject, e.g. orders-value.")],
+    subject: Subject,
     version: Annotated[
         str, typer.Option("--version", help="A version number, or latest.")
     ] = "latest",
@@ -217,8 +219,8 @@ def show(
 @app.command("register")
 @reports_errors
 def register(
-    subject: Annotated[str, typer.Argument(help="The subject, e.g. orders-value.")],
-    file: Annotated[str, typer.Argument(help="The schema file (.avsc, .json, .proto), or -.")],
+    subject: Subject,
+    file: SchemaFile,
     schema_type: SchemaType = None,
     reference: References = None,
     registry: RegistryUrl = DEFAULT_REGISTRY,
@@ -236,8 +238,8 @@ def register(
 @app.command("check")
 @reports_errors
 def check(
-    subject: Annotated[str, typer.Argument(help="The subject, e.g. orders-value.")],
-    file: Annotated[str, typer.Argument(help="The schema file (.avsc, .json, .proto), or -.")],
+    subject: Subject,
+    file: SchemaFile,
     version: Annotated[
         str | None,
         typer.Option(
