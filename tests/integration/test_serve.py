@@ -92,8 +92,8 @@ def test_sigterm_stops_cleanly_and_restart_is_instant(broker: BrokerProcess) -> 
     assert "stopped cleanly" in broker.log()
     broker.start()
     ready = [line for line in broker.log().splitlines() if "ready on" in line][-1]
-    # 2 + __consumer_offsets + __share_group_state
-    assert "4 partition(s) opened after a clean stop" in ready
+    # 2 + __consumer_offsets + __share_group_state + _schemas
+    assert "5 partition(s) opened after a clean stop" in ready
     assert not (broker.data_dir / ".millpond_cleanshutdown").exists()
     with WireClient(broker.bootstrap) as client:
         assert fetch(client, "t", 0).records
@@ -145,5 +145,5 @@ def test_running_out_of_file_descriptors_refuses_the_topic_not_the_broker(
             assert fetch(client, "small", 0).records
         assert not list((broker.data_dir).glob("huge-*"))
         broker.restart()
-        # with __consumer_offsets and __share_group_state
-        assert "4 partition(s)" in broker.log().splitlines()[-1]
+        # with __consumer_offsets, __share_group_state and _schemas
+        assert "5 partition(s)" in broker.log().splitlines()[-1]

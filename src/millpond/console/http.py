@@ -43,7 +43,8 @@ from millpond.registry.routes import RegistryRoutes
 logger = logging.getLogger(__name__)
 
 MAX_HEAD_BYTES = 8 * 1024
-MAX_BODY_BYTES = 16 * 1024 * 1024  # a schema with its references is far smaller
+# Schemas are kilobytes; parsing a large .proto takes seconds per megabyte.
+MAX_BODY_BYTES = 2 * 1024 * 1024
 DEFAULT_TIMEOUT = 10.0
 
 _HEAD_END = b"\r\n\r\n"
@@ -51,6 +52,7 @@ _HEAD_END = b"\r\n\r\n"
 _TCHARS = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
 _REQUEST_LINE = re.compile(rf"({_TCHARS}) ([\x21-\x7e]+) HTTP/(\d)\.(\d)")
 _HEADER = re.compile(rf"({_TCHARS}):[ \t]*(.*?)[ \t]*")
+_DIGITS = re.compile(r"[0-9]{1,12}")
 _JSON = "application/json"
 _TEXT = "text/plain; charset=utf-8"
 
@@ -237,7 +239,7 @@ class HttpServer:
         if "transfer-encoding" in headers:
             return _plain(HTTPStatus.LENGTH_REQUIRED, "send the body with a Content-Length")
         raw_length = headers.get("content-length", "0")
-        if not raw_length.isdigit():
+        if not _DIGITS.fullmatch(raw_length):
             return _plain(HTTPStatus.BAD_REQUEST, f"bad Content-Length {raw_length[:40]!r}")
         length = int(raw_length)
         if length > MAX_BODY_BYTES:
@@ -260,6 +262,11 @@ class HttpServer:
             error = {"error_code": 50001, "message": "internal error; see the broker's log"}
             return Response(
                 HTTPStatus.INTERNAL_SERVER_ERROR, json.dumps(error).encode(), REGISTRY_CONTENT_TYPE
+            )
+        if answer.status == HTTPStatus.METHOD_NOT_ALLOWED:
+            body = json.dumps(answer.body).encode()
+            return Response(
+                HTTPStatus.METHOD_NOT_ALLOWED, body, REGISTRY_CONTENT_TYPE, allow=answer.allow
             )
         if isinstance(answer.body, str):  # a bare schema, as Confluent sends it
             return Response(HTTPStatus(answer.status), answer.body.encode(), REGISTRY_CONTENT_TYPE)

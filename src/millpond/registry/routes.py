@@ -54,7 +54,8 @@ class ApiRequest:
 @dataclass(frozen=True, slots=True)
 class ApiResponse:
     status: int
-    body: Any  # JSON-able; a str is sent as text/plain (the /schema routes)
+    body: Any  # JSON-able; a str is sent bare (the /schema routes)
+    allow: str | None = None  # the methods of the path, with a 405
 
 
 Handler = Callable[["RegistryRoutes", ApiRequest, list[str]], Awaitable[Any]]
@@ -84,7 +85,7 @@ def _schema_id(raw: str) -> int:
 def _body(request: ApiRequest) -> Any:
     try:
         return json.loads(request.body or b"null")
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
         raise RegistryError(400, 400, f"The request body is not JSON: {error}") from None
 
 
@@ -139,7 +140,12 @@ class RegistryRoutes:
             if method != request.method:
                 allowed.append(method)
                 continue
-            args = [unquote(group) for group in match.groups()]
+            try:
+                args = [unquote(group, errors="strict") for group in match.groups()]
+            except UnicodeDecodeError:
+                return ApiResponse(
+                    400, {"error_code": 400, "message": "the path is not percent-encoded UTF-8"}
+                )
             try:
                 body = await getattr(self, name)(request, args)
             except RegistryError as error:
@@ -148,7 +154,11 @@ class RegistryRoutes:
                 )
             return ApiResponse(200, body)
         if allowed:
-            return ApiResponse(405, {"error_code": 405, "message": "HTTP 405 Method Not Allowed"})
+            return ApiResponse(
+                405,
+                {"error_code": 405, "message": "HTTP 405 Method Not Allowed"},
+                allow=", ".join(sorted(set(allowed))),
+            )
         return ApiResponse(404, {"error_code": 404, "message": "HTTP 404 Not Found"})
 
     # --- subjects ------------------------------------------------------------------------------
@@ -162,7 +172,8 @@ class RegistryRoutes:
     @_route("POST", "/subjects/{}")
     async def lookup(self, request: ApiRequest, args: list[str]) -> Any:
         schema = SchemaRequest.from_json(_body(request))
-        entry = self.registry.lookup(args[0], schema, deleted=_flag(request.query, "deleted"))
+        deleted = _flag(request.query, "deleted")
+        entry = await self.registry.lookup(args[0], schema, deleted=deleted)
         return _version_document(self.registry, entry)
 
     @_route("DELETE", "/subjects/{}")
@@ -264,17 +275,17 @@ class RegistryRoutes:
 
     @_route("POST", "/compatibility/subjects/{}/versions/{}")
     async def check_version(self, request: ApiRequest, args: list[str]) -> Any:
-        return self._compatibility(request, args[0], args[1])
+        return await self._compatibility(request, args[0], args[1])
 
     @_route("POST", "/compatibility/subjects/{}/versions")
     async def check_all(self, request: ApiRequest, args: list[str]) -> Any:
-        return self._compatibility(request, args[0], None)
+        return await self._compatibility(request, args[0], None)
 
-    def _compatibility(self, request: ApiRequest, subject: str, version: str | None) -> Any:
+    async def _compatibility(self, request: ApiRequest, subject: str, version: str | None) -> Any:
         verbose = _flag(request.query, "verbose")
         try:
             schema = SchemaRequest.from_json(_body(request))
-            result = self.registry.test_compatibility(subject, version, schema)
+            result = await self.registry.test_compatibility(subject, version, schema)
         except RegistryError as error:
             if error.error_code != 42201 or not verbose:
                 raise

@@ -12,13 +12,13 @@ from millpond.clock import Clock
 from millpond.coordinator.internal_log import append_durably
 from millpond.coordinator.internal_log import read_records
 from millpond.protocol.record_codec import NewRecord
+from millpond.registry.service import NotWritten
 from millpond.registry.service import Records
 from millpond.registry.service import SchemaRegistry
 from millpond.registry.store import RegistryState
 from millpond.registry.store import replay
 from millpond.storage.log_manager import SCHEMAS_TOPIC
 from millpond.storage.log_manager import LogManager
-from millpond.storage.log_manager import TopicError
 
 logger = logging.getLogger(__name__)
 
@@ -28,32 +28,40 @@ _SEGMENT_BYTES = 16 * 1024 * 1024
 def open_registry(
     logs: LogManager, group_commit: GroupCommit, appended: AppendSignal, clock: Clock
 ) -> tuple[SchemaRegistry, int]:
-    """Replay `_schemas`; returns the registry and how many records were read. The topic is
-    created by the first change, so a broker that never registers a schema has none."""
-    state = RegistryState()
+    """Replay `_schemas` (created at the first start, before any client could create or
+    auto-create it with other configs); returns the registry and how many records were read.
+    A `_schemas` that is not compacted (made by hand, or by an older broker) is read but never
+    written: its records could be deleted by retention, and ids handed out again."""
     topic = logs.topics.get(SCHEMAS_TOPIC)
-    replayed = 0
-    if topic is not None:
-        stored = read_records(topic.partitions[0].log, SCHEMAS_TOPIC)
-        records = [(record.key, record.value) for record in stored]
-        replayed = len(records)
-        for warning in replay(state, records):
-            logger.warning("skipping unreadable %s record: %s", SCHEMAS_TOPIC, warning)
+    if topic is None:
+        configs = {"cleanup.policy": "compact", "segment.bytes": str(_SEGMENT_BYTES)}
+        topic = logs.create_topic(SCHEMAS_TOPIC, 1, configs)
+    log = topic.partitions[0].log
+    state = RegistryState()
+    records = [(record.key, record.value) for record in read_records(log, SCHEMAS_TOPIC)]
+    for warning in replay(state, records):
+        logger.warning("skipping unreadable %s record: %s", SCHEMAS_TOPIC, warning)
+    refusal = None
+    if topic.config.cleanup_policy != "compact":
+        refusal = (
+            f"{SCHEMAS_TOPIC} has cleanup.policy={topic.config.cleanup_policy}, not compact: "
+            "the registry is read-only until it is recreated compacted"
+        )
+        logger.error("%s", refusal)
 
     async def append(batch: Records) -> None:
-        topic = logs.topics.get(SCHEMAS_TOPIC)
-        if topic is None:
-            configs = {"cleanup.policy": "compact", "segment.bytes": str(_SEGMENT_BYTES)}
-            try:
-                topic = logs.create_topic(SCHEMAS_TOPIC, 1, configs)
-            except TopicError as error:
-                raise OSError(f"cannot create {SCHEMAS_TOPIC}: {error}") from error
+        """Raises NotWritten if nothing reached the log, or OSError if the records are in
+        the log but not known to be durable."""
+        if refusal is not None:
+            raise NotWritten(refusal)
         records = [NewRecord(key, value, clock.wall_ms()) for key, value in batch]
         try:
-            await append_durably(
-                topic.partitions[0].log, records, group_commit, appended, (SCHEMAS_TOPIC, 0)
-            )
+            group_commit.check_writable(log)
+        except StorageError as error:
+            raise NotWritten(str(error)) from error
+        try:
+            await append_durably(log, records, group_commit, appended, (SCHEMAS_TOPIC, 0))
         except StorageError as error:
             raise OSError(str(error)) from error
 
-    return SchemaRegistry(state, append), replayed
+    return SchemaRegistry(state, append), len(records)

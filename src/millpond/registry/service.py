@@ -54,6 +54,10 @@ Records = list[tuple[bytes, bytes | None]]
 Append = Callable[[Records], Awaitable[None]]
 
 
+class NotWritten(Exception):
+    """An append that left `_schemas` untouched (a read-only or failed log)."""
+
+
 class RegistryError(Exception):
     def __init__(self, status: int, error_code: int, message: str) -> None:
         super().__init__(message)
@@ -156,11 +160,17 @@ class SchemaRegistry:
             resolved.append((ref.name, self.parsed(entry.id)))
         return resolved
 
-    def parse(self, request: SchemaRequest) -> tuple[ParsedSchema, SchemaIdentity]:
-        """Parse a submitted schema; raises RegistryError 42201 with the reason."""
+    async def parse(
+        self, request: SchemaRequest, *, to_store: bool = False
+    ) -> tuple[ParsedSchema, SchemaIdentity]:
+        """Parse a submitted schema in a worker thread (a large one takes seconds, which must
+        not stall the broker's Kafka traffic); raises RegistryError 42201 with the reason. A
+        schema `to_store` must read back from its canonical text as itself: that text is what
+        is stored and parsed again after a restart."""
+        references = self._resolve(request.references)
         try:
-            parsed = parse_schema(
-                request.schema_type, request.text, self._resolve(request.references)
+            parsed = await asyncio.to_thread(
+                _parse, request.schema_type, request.text, references, round_trip=to_store
             )
         except InvalidSchemaError as error:
             raise invalid_schema(str(error)) from error
@@ -219,24 +229,31 @@ class SchemaRegistry:
     async def register(self, subject: str, request: SchemaRequest) -> SubjectVersion:
         """Register `request` under `subject` (or find it registered); raises RegistryError."""
         check_subject(subject)
-        mode = self.mode(subject)
-        if mode in (Mode.READONLY, Mode.READONLY_OVERRIDE):
-            raise RegistryError(422, 42205, f"Subject {subject} is in read-only mode")
-        importing = mode is Mode.IMPORT
-        if not importing and (request.id is not None or request.version is not None):
-            raise RegistryError(
-                422, 42205, f"an id or version may be given only in IMPORT mode ({subject})"
-            )
+        parsed, identity = await self.parse(request, to_store=True)
         async with self._lock:
-            parsed, identity = self.parse(request)
+            # The mode is read under the lock: a READONLY answered before this takes it holds.
+            mode = self.mode(subject)
+            if mode in (Mode.READONLY, Mode.READONLY_OVERRIDE):
+                raise RegistryError(422, 42205, f"Subject {subject} is in read-only mode")
+            importing = mode is Mode.IMPORT
+            if importing and request.id is None:
+                raise RegistryError(
+                    422, 42205, f"Subject {subject} is in IMPORT mode: give the schema's id"
+                )
+            if not importing and (request.id is not None or request.version is not None):
+                raise RegistryError(
+                    422, 42205, f"an id or version may be given only in IMPORT mode ({subject})"
+                )
             live = self.state.versions(subject)
             for entry in live:
-                if self.state.schemas[entry.id].identity == identity and (
-                    request.id is None or request.id == entry.id
+                if (
+                    self.state.schemas[entry.id].identity == identity
+                    and request.id in (None, entry.id)
+                    and request.version in (None, entry.version)
                 ):
                     return entry
             if not importing:
-                result = self._check(parsed, live, self.compatibility(subject))
+                result = await self._check(parsed, live, self.compatibility(subject))
                 if not result.is_compatible:
                     raise RegistryError(
                         409,
@@ -273,22 +290,24 @@ class SchemaRegistry:
                 stored.parsed = parsed
             return entry
 
-    def lookup(self, subject: str, request: SchemaRequest, *, deleted: bool) -> SubjectVersion:
+    async def lookup(
+        self, subject: str, request: SchemaRequest, *, deleted: bool
+    ) -> SubjectVersion:
         """The version of `subject` holding `request`; raises 40401 or 40403."""
-        if subject not in self.state.subjects:
+        if not self.state.versions(subject, deleted=deleted):
             raise subject_not_found(subject)
-        _parsed, identity = self.parse(request)
+        _parsed, identity = await self.parse(request)
         for entry in self.state.versions(subject, deleted=deleted):
             if self.state.schemas[entry.id].identity == identity:
                 return entry
         raise RegistryError(404, 40403, "Schema not found")
 
-    def test_compatibility(
+    async def test_compatibility(
         self, subject: str, version: str | int | None, request: SchemaRequest
     ) -> CompatibilityResult:
         """Check `request` against `version` of `subject` (None: every version the subject's
-        level checks); raises 40401/40402/42201."""
-        parsed, _identity = self.parse(request)
+        level checks); raises 40402/42201."""
+        parsed, _identity = await self.parse(request)
         if version is None:
             against = self.state.versions(subject)
         elif parse_version(version) == -1:
@@ -298,17 +317,19 @@ class SchemaRegistry:
             against = [e for e in self.state.versions(subject) if e.version == number]
             if not against:
                 raise RegistryError(404, 40402, f"Version {number} not found.")
-        return self._check(parsed, against, self.compatibility(subject))
+        return await self._check(parsed, against, self.compatibility(subject))
 
-    def _check(
+    async def _check(
         self, parsed: ParsedSchema, against: Sequence[SubjectVersion], level: CompatibilityLevel
     ) -> CompatibilityResult:
+        """The compatibility check, in a worker thread (JSON Schema and Protobuf checks of
+        large schemas are slow)."""
         existing = [(entry.version, self.parsed(entry.id)) for entry in against]
-        return check_compatibility(parsed, existing, level)
+        return await asyncio.to_thread(check_compatibility, parsed, existing, level)
 
     async def delete_version(self, subject: str, version: str | int, *, permanent: bool) -> int:
-        self._check_writable(subject)
         async with self._lock:
+            self._check_writable(subject)
             entry = self.version(subject, version, deleted=True)
             if permanent:
                 if not entry.deleted:
@@ -333,8 +354,8 @@ class SchemaRegistry:
             return entry.version
 
     async def delete_subject(self, subject: str, *, permanent: bool) -> list[int]:
-        self._check_writable(subject)
         async with self._lock:
+            self._check_writable(subject)
             every = self.state.versions(subject, deleted=True)
             if not every:
                 raise subject_not_found(subject)
@@ -347,7 +368,7 @@ class SchemaRegistry:
                         f"Subject '{subject}' was not deleted first before being permanently "
                         "deleted",
                     )
-                self._refuse_if_referenced(subject, every, include_deleted=True)
+                self._refuse_if_referenced(subject, every, include_deleted=True, leaving=subject)
                 records: Records = [(schema_key(subject, e.version), None) for e in every]
                 records.append(self._id_floor())
                 records.extend(self._subject_settings_removed(subject))
@@ -355,7 +376,7 @@ class SchemaRegistry:
                 return [entry.version for entry in every]
             if not live:
                 raise RegistryError(404, 40404, f"Subject '{subject}' was soft deleted.")
-            self._refuse_if_referenced(subject, live)
+            self._refuse_if_referenced(subject, live, leaving=subject)
             await self._write([self._soft_deleted(entry) for entry in live])
             return [entry.version for entry in live]
 
@@ -378,12 +399,29 @@ class SchemaRegistry:
         return id_floor_record(self.state.next_id)
 
     def _refuse_if_referenced(
-        self, subject: str, entries: Sequence[SubjectVersion], *, include_deleted: bool = False
+        self,
+        subject: str,
+        entries: Sequence[SubjectVersion],
+        *,
+        include_deleted: bool = False,
+        leaving: str | None = None,
     ) -> None:
+        """Raise 42206 if a schema refers to one of `entries`; schemas only of the subject
+        `leaving` (being deleted whole) do not count."""
+        staying = {
+            entry.id
+            for name, versions in self.state.subjects.items()
+            if name != leaving
+            for entry in versions.values()
+        }
         for entry in entries:
-            users = self.state.referenced_by(
-                subject, entry.version, include_deleted=include_deleted
-            )
+            users = [
+                user
+                for user in self.state.referenced_by(
+                    subject, entry.version, include_deleted=include_deleted
+                )
+                if user in staying
+            ]
             if users:
                 raise RegistryError(
                     422,
@@ -417,6 +455,8 @@ class SchemaRegistry:
         if subject is not None:
             check_subject(subject)
         async with self._lock:
+            if self.mode(subject) in (Mode.READONLY, Mode.READONLY_OVERRIDE):
+                raise RegistryError(422, 42205, f"{subject or 'The registry'} is in read-only mode")
             await self._write([config_record(subject, level)])
         return level
 
@@ -449,11 +489,12 @@ class SchemaRegistry:
             ) from None
         async with self._lock:
             has_schemas = (
-                bool(self.state.versions(subject, deleted=True))
+                bool(self.state.versions(subject))
                 if subject is not None
-                else bool(self.state.subjects)
+                else bool(self.state.subject_names())
             )
-            if mode is Mode.IMPORT and has_schemas and not force:
+            already_importing = self.mode(subject) is Mode.IMPORT
+            if mode is Mode.IMPORT and has_schemas and not already_importing and not force:
                 raise RegistryError(
                     422,
                     42205,
@@ -478,12 +519,39 @@ class SchemaRegistry:
             raise RegistryError(422, 42205, f"Subject {subject} is in read-only mode")
 
     async def _write(self, records: Records) -> None:
+        """Append and apply `records`. Records that may have reached `_schemas` are applied
+        even when their sync failed (answered 50001): replay would apply them, so forgetting
+        them now would hand their id or version to the next schema."""
         try:
             await self._append(records)
-        except OSError as error:
+        except NotWritten as error:
             raise RegistryError(500, 50001, f"Error while storing the schema: {error}") from error
+        except OSError as error:
+            for key, value in records:
+                self.state.apply(key, value)
+            raise RegistryError(
+                500, 50001, f"Error while storing the schema (it may have been stored): {error}"
+            ) from error
         for key, value in records:
             self.state.apply(key, value)
+
+
+def _parse(
+    schema_type: SchemaType,
+    text: str,
+    references: Sequence[tuple[str, ParsedSchema]],
+    *,
+    round_trip: bool,
+) -> ParsedSchema:
+    parsed = parse_schema(schema_type, text, references)
+    if round_trip:
+        again = parse_schema(schema_type, parsed.canonical, references)
+        if again.canonical != parsed.canonical:
+            raise InvalidSchemaError(
+                "its normalised form does not read back as the same schema, so it cannot be "
+                "stored faithfully"
+            )
+    return parsed
 
 
 def parse_version(version: str | int) -> int:

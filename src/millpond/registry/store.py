@@ -64,10 +64,10 @@ class StoredSchema:
     id: int
     identity: SchemaIdentity
     parsed: ParsedSchema | None = None  # parsed on first use
+    guid: str = ""  # a name for the schema that does not depend on this registry's ids
 
-    @property
-    def guid(self) -> str:
-        return str(uuid.uuid5(_GUID_NAMESPACE, json.dumps(_identity_json(self.identity))))
+    def __post_init__(self) -> None:
+        self.guid = str(uuid.uuid5(_GUID_NAMESPACE, json.dumps(_identity_json(self.identity))))
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,26 +147,19 @@ class RegistryState:
     def _apply_schema(self, key: dict[str, Any], value: dict[str, Any] | None) -> None:
         subject = _str(key, "subject")
         version = _int(key, "version")
+        entry = None if value is None else self._read_schema_value(subject, version, value)
+        # Everything is read before anything changes: a bad record leaves the state as it was.
         versions = self.subjects.setdefault(subject, {})
         previous = versions.pop(version, None)
-        if value is not None:
-            schema_id = _int(value, "id")
-            identity = SchemaIdentity(
-                SchemaType(value.get("schemaType") or SchemaType.AVRO),
-                _str(value, "schema"),
-                tuple(
-                    Reference(_str(ref, "name"), _str(ref, "subject"), _int(ref, "version"))
-                    for ref in value.get("references") or ()
-                ),
-            )
+        if entry is not None:
+            subject_version, identity = entry
+            schema_id = subject_version.id
             if schema_id not in self.schemas:
                 self.schemas[schema_id] = StoredSchema(schema_id, identity)
                 self.ids[identity] = schema_id
             self.uses[schema_id] = self.uses.get(schema_id, 0) + 1
             self.next_id = max(self.next_id, schema_id + 1)
-            versions[version] = SubjectVersion(
-                subject, version, schema_id, bool(value.get("deleted", False))
-            )
+            versions[version] = subject_version
         if not versions:
             del self.subjects[subject]
         if previous is not None:
@@ -176,6 +169,34 @@ class RegistryState:
                 stored = self.schemas.pop(previous.id)
                 if self.ids.get(stored.identity) == previous.id:
                     del self.ids[stored.identity]
+
+    def _read_schema_value(
+        self, subject: str, version: int, value: dict[str, Any]
+    ) -> tuple[SubjectVersion, SchemaIdentity]:
+        schema_id = _int(value, "id")
+        try:
+            schema_type = SchemaType(value.get("schemaType") or SchemaType.AVRO)
+        except ValueError:
+            raise CorruptSchemaRecord(f"unknown schemaType {value.get('schemaType')!r}") from None
+        references = value.get("references") or []
+        if not isinstance(references, list) or not all(isinstance(r, dict) for r in references):
+            raise CorruptSchemaRecord(f"references of {subject} version {version} are malformed")
+        identity = SchemaIdentity(
+            schema_type,
+            _str(value, "schema"),
+            tuple(
+                Reference(_str(ref, "name"), _str(ref, "subject"), _int(ref, "version"))
+                for ref in references
+            ),
+        )
+        known = self.schemas.get(schema_id)
+        if known is not None and known.identity != identity:
+            raise CorruptSchemaRecord(
+                f"{subject} version {version} gives id {schema_id} to another schema than the "
+                "one it already names"
+            )
+        deleted = bool(value.get("deleted", False))
+        return SubjectVersion(subject, version, schema_id, deleted), identity
 
     def _apply_setting(self, key: dict[str, Any], value: dict[str, Any] | None, name: str) -> None:
         subject = key.get("subject")

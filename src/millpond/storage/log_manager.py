@@ -356,6 +356,9 @@ class LogManager:
         topic = self.topics.get(name)
         if topic is None:
             raise TopicError("unknown_topic_or_partition", f"topic {name!r} does not exist")
+        if topic.internal:
+            # Their configs (compaction above all) are what keeps the broker's state.
+            raise TopicError("invalid_config", f"{name} is internal: its configs are fixed")
         try:
             config = TopicConfig.resolve(self.broker_config, configs)
         except ValueError as error:

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from millpond.registry.compatibility import CompatibilityLevel
+from millpond.registry.service import NotWritten
 from millpond.registry.service import Records
 from millpond.registry.service import RegistryError
 from millpond.registry.service import SchemaRegistry
@@ -26,7 +27,7 @@ class Topic:
 
     def __init__(self) -> None:
         self.records: list[tuple[bytes, bytes | None]] = []
-        self.fail: OSError | None = None
+        self.fail: Exception | None = None
 
     async def append(self, batch: Records) -> None:
         if self.fail is not None:
@@ -191,27 +192,108 @@ def test_a_referenced_version_cannot_be_deleted(registry: SchemaRegistry) -> Non
 def test_modes(registry: SchemaRegistry) -> None:
     asyncio.run(registry.set_mode("locked", "READONLY", force=False))
     assert error_of(lambda: registry.register("locked", avro(V1))).error_code == 42205
+    assert error_of(lambda: registry.set_compatibility("locked", "NONE")).error_code == 42205
     assert error_of(lambda: registry.register("s", avro(V1, id=7))).error_code == 42205
     asyncio.run(registry.set_mode("imported", "IMPORT", force=False))
     entry = asyncio.run(registry.register("imported", avro(V1, id=40, version=3)))
     assert (entry.id, entry.version) == (40, 3)
     assert registry.state.next_id == 41
-    assert (
-        error_of(lambda: registry.set_mode("imported", "IMPORT", force=False)).error_code == 42205
-    )
+    # As Confluent: IMPORT needs the id; the same schema at another version is a new version.
+    assert error_of(lambda: registry.register("imported", avro(V2_OPTIONAL))).error_code == 42205
+    again = asyncio.run(registry.register("imported", avro(V1, id=40, version=4)))
+    assert (again.id, again.version) == (40, 4)
+    # Switching to IMPORT again is allowed; a subject with live versions needs force.
+    asyncio.run(registry.set_mode("imported", "IMPORT", force=False))
+    asyncio.run(registry.register("live", avro(V1)))
+    assert error_of(lambda: registry.set_mode("live", "IMPORT", force=False)).error_code == 42205
+    assert asyncio.run(registry.set_mode("live", "IMPORT", force=True)) is Mode.IMPORT
     assert error_of(lambda: registry.set_mode(None, "SIDEWAYS", force=False)).error_code == 42204
+    assert error_of(lambda: registry.set_mode(None, None, force=False)).error_code == 42204
     assert asyncio.run(registry.delete_mode("locked")) is Mode.READONLY
     assert error_of(lambda: registry.delete_mode("locked")).error_code == 40401  # as Confluent
 
 
-def test_a_failed_write_changes_nothing(topic: Topic, registry: SchemaRegistry) -> None:
-    topic.fail = OSError(28, "No space left on device")
+def test_readonly_set_while_a_registration_waits_holds(registry: SchemaRegistry) -> None:
+    """The mode is read under the lock: READONLY answered first refuses what comes after."""
+
+    async def race() -> list[Any]:
+        readonly = asyncio.create_task(registry.set_mode("s", "READONLY", force=False))
+        register = asyncio.create_task(registry.register("s", avro(V1)))
+        return await asyncio.gather(readonly, register, return_exceptions=True)
+
+    mode, refused = asyncio.run(race())
+    assert mode is Mode.READONLY
+    assert isinstance(refused, RegistryError) and refused.error_code == 42205
+
+
+def test_a_subject_referring_to_itself_can_be_deleted_whole(registry: SchemaRegistry) -> None:
+    money = record(("cents", "long")).replace("Order", "Money")
+    asyncio.run(registry.register("s", avro(money)))
+    asyncio.run(registry.set_compatibility("s", "NONE"))
+    user = json.dumps(
+        {"type": "record", "name": "Invoice", "fields": [{"name": "total", "type": "Money"}]}
+    )
+    reference = {"name": "Money", "subject": "s", "version": 1}
+    asyncio.run(registry.register("s", avro(user, references=[reference])))
+    assert error_of(lambda: registry.delete_version("s", 1, permanent=False)).error_code == 42206
+    assert asyncio.run(registry.delete_subject("s", permanent=False)) == [1, 2]
+    assert asyncio.run(registry.delete_subject("s", permanent=True)) == [1, 2]
+
+
+def test_lookup_in_a_soft_deleted_subject_is_subject_not_found(
+    registry: SchemaRegistry,
+) -> None:
+    asyncio.run(registry.register("s", avro(V1)))
+    asyncio.run(registry.delete_subject("s", permanent=False))
+    error = error_of(lambda: registry.lookup("s", avro(V1), deleted=False))
+    assert error.error_code == 40401
+    assert asyncio.run(registry.lookup("s", avro(V1), deleted=True)).version == 1
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {
+            "schema": json.dumps({"type": "number", "maximum": 1e308}).replace("1e+308", "1e400"),
+            "schemaType": "JSON",
+        },
+        {
+            "schema": V2_OPTIONAL.replace('"default": ""', '"default": 1e999').replace(
+                '"string"', '"double"'
+            )
+        },
+    ],
+)
+def test_numbers_too_large_to_store_are_invalid(registry: SchemaRegistry, body: Any) -> None:
+    error = error_of(lambda: registry.register("s", SchemaRequest.from_json(body)))
+    assert error.error_code == 42201
+    assert "too large" in error.message
+
+
+def test_a_write_that_never_reached_the_topic_changes_nothing(
+    topic: Topic, registry: SchemaRegistry
+) -> None:
+    topic.fail = NotWritten("the log is not writable")
     error = error_of(lambda: registry.register("s", avro(V1)))
     assert (error.status, error.error_code) == (500, 50001)
-    assert "No space left" in error.message
     assert registry.state.subjects == {}
     topic.fail = None
     assert asyncio.run(registry.register("s", avro(V1))).id == 1
+
+
+def test_a_write_whose_sync_failed_still_holds_its_id(
+    topic: Topic, registry: SchemaRegistry
+) -> None:
+    """The record may be in `_schemas` (replay would apply it): its id must not be handed
+    to the next schema."""
+    topic.fail = OSError(5, "Input/output error")
+    error = error_of(lambda: registry.register("s", avro(V1)))
+    assert (error.status, error.error_code) == (500, 50001)
+    assert "may have been stored" in error.message
+    topic.fail = None
+    other = asyncio.run(registry.register("t", avro(record(("other", "int")))))
+    assert other.id == 2
+    assert registry.version("s", 1).id == 1
 
 
 @pytest.mark.parametrize(

@@ -27,6 +27,9 @@ def _delete(ctx: BrokerContext, topic: str, index: int, offset: int) -> dict[str
     if partition is None:
         entry["error_code"] = ErrorCode.unknown_topic_or_partition
         return entry
+    if partition.topic.internal:  # as Kafka: the broker's own records are not the client's
+        entry["error_code"] = ErrorCode.invalid_topic_exception
+        return entry
     log = partition.log
     if offset == HIGH_WATERMARK:
         offset = log.log_end_offset

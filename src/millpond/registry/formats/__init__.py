@@ -6,7 +6,10 @@ broker that never sees a Protobuf schema never loads protobuf.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
+import math
 from collections.abc import Sequence
 
 from millpond.registry.schema import InvalidSchemaError
@@ -32,9 +35,22 @@ def parse_schema(
         raise InvalidSchemaError(f"{type(error).__name__}: {error}") from error
 
 
+def _finite(literal: str) -> float:
+    value = float(literal)
+    if not math.isfinite(value):
+        raise InvalidSchemaError(f"the number {literal[:40]} is too large to store")
+    return value
+
+
 def _parse(
     schema_type: SchemaType, text: str, references: Sequence[tuple[str, ParsedSchema]]
 ) -> ParsedSchema:
+    if schema_type is not SchemaType.PROTOBUF:
+        # json.loads reads 1e400 as infinity, which no JSON text can hold: the normalised
+        # schema would not read back after a restart. (Text that is not JSON at all, such as
+        # a bare Avro type name, is left to the format module.)
+        with contextlib.suppress(json.JSONDecodeError, RecursionError):
+            json.loads(text, parse_float=_finite)
     if schema_type is SchemaType.AVRO:
         from millpond.registry.formats import avro
 

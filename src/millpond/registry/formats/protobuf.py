@@ -145,6 +145,8 @@ def parse(text: str, references: Sequence[tuple[str, ParsedSchema]] = ()) -> Pro
         renamed.name = name
         dependencies[name] = renamed
     file = _decode_descriptor(text)
+    if file is not None and file.syntax not in ("", "proto2", "proto3"):
+        raise InvalidSchemaError(f"syntax {file.syntax!r} is not supported (proto2 or proto3)")
     from_text = file is None
     if file is None:
         file = text_to_descriptor(text)
