@@ -12,6 +12,7 @@ import re
 import subprocess
 import threading
 import urllib.request
+from collections.abc import Callable
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
@@ -487,4 +488,213 @@ def test_a_server_that_is_not_a_registry(fake_registry: str) -> None:
     result = run_cli("schemas", "list", "--registry", fake_registry)
     assert_one_line_error(
         result, 1, f"{fake_registry}/subjects did not answer JSON; is it a schema registry?"
+    )
+
+
+# --- a registry that answers what no registry should ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("http://127.0.0.1:notaport", "Port could not be cast to integer value as 'notaport'"),
+        ("http://127.0.0.1:99999", "Port out of range 0-65535"),
+        ("http://[::1", "Invalid IPv6 URL"),
+        ("http://:8080", "is not an http:// or https:// URL"),
+    ],
+)
+def test_registry_must_be_a_valid_url(url: str, reason: str) -> None:
+    result = run_cli("schemas", "list", "--registry", url)
+    assert_one_line_error(result, 2, "--registry", repr(url), reason)
+
+
+def _answering(documents: dict[str, Any]) -> Callable[[_FakeRegistry], None]:
+    """A do_GET/do_POST for _FakeRegistry: `documents[path]` as JSON, 404 for other paths."""
+
+    def respond(handler: _FakeRegistry) -> None:
+        handler.rfile.read(int(handler.headers.get("Content-Length", "0")))
+        path = handler.path.partition("?")[0]
+        if path in documents:
+            handler._answer(200, json.dumps(documents[path]).encode(), "application/json")
+        else:
+            handler._answer(404, b'{"error_code": 40401, "message": "no"}', "application/json")
+
+    return respond
+
+
+def _answer_with(monkeypatch: pytest.MonkeyPatch, documents: dict[str, Any]) -> None:
+    monkeypatch.setattr(_FakeRegistry, "do_GET", _answering(documents))
+    monkeypatch.setattr(_FakeRegistry, "do_POST", _answering(documents))
+
+
+VERSION_1: dict[str, Any] = {"subject": "s", "version": 1, "id": 7, "schema": '"string"'}
+
+WRONG_SHAPES: list[Any] = [
+    # list
+    (["list"], {"/subjects": {"subjects": ["s"]}}, "the subjects"),
+    (["list"], {"/subjects": [1]}, "the subjects"),
+    (["list"], {"/subjects": ["s"], "/subjects/s/versions": []}, "the versions of s"),
+    (["list"], {"/subjects": ["s"], "/subjects/s/versions": ["1"]}, "the versions of s"),
+    (
+        ["list"],
+        {"/subjects": ["s"], "/subjects/s/versions": [1], "/subjects/s/versions/1": [VERSION_1]},
+        "version 1 of s",
+    ),
+    (
+        ["list"],
+        {
+            "/subjects": ["s"],
+            "/subjects/s/versions": [1],
+            "/subjects/s/versions/1": {"subject": "s", "version": 1},
+        },
+        "version 1 of s",
+    ),
+    (
+        ["list"],
+        {
+            "/subjects": ["s"],
+            "/subjects/s/versions": [1],
+            "/subjects/s/versions/1": VERSION_1,
+            "/config/s": ["BACKWARD"],
+        },
+        "the compatibility level of s",
+    ),
+    # show
+    (["show", "s"], {"/subjects/s/versions/latest": [VERSION_1]}, "version latest of s"),
+    *[
+        (["show", "s"], {"/subjects/s/versions/latest": without}, "version latest of s")
+        for without in (
+            {key: value for key, value in VERSION_1.items() if key != missing}
+            for missing in VERSION_1
+        )
+    ],
+    (["show", "s"], {"/subjects/s/versions/latest": {**VERSION_1, "schema": 1}}, "of s"),
+    (
+        ["show", "s"],
+        {"/subjects/s/versions/latest": {**VERSION_1, "references": [{"name": "a"}]}},
+        "version latest of s",
+    ),
+    (
+        ["show", "s"],
+        {"/subjects/s/versions/latest": {**VERSION_1, "references": {"name": "a"}}},
+        "version latest of s",
+    ),
+    # register
+    (["register", "s", "SCHEMA"], {"/subjects/s/versions": [7]}, "registering under s"),
+    (["register", "s", "SCHEMA"], {"/subjects/s/versions": {"version": 1}}, "registering"),
+    (
+        ["register", "s", "SCHEMA"],
+        {"/subjects/s/versions": {"id": 7}, "/subjects/s": {"id": 7}},
+        "looking up the schema under s",
+    ),
+    (
+        ["register", "s", "SCHEMA"],
+        {"/subjects/s/versions": {"id": 7}, "/subjects/s": ["v"]},
+        "looking up the schema under s",
+    ),
+    # check
+    (
+        ["check", "s", "SCHEMA"],
+        {"/compatibility/subjects/s/versions": {"messages": []}},
+        "checking against s",
+    ),
+    (
+        ["check", "s", "SCHEMA"],
+        {"/compatibility/subjects/s/versions": [True]},
+        "checking against s",
+    ),
+    (
+        ["check", "s", "SCHEMA"],
+        {"/compatibility/subjects/s/versions": {"is_compatible": "yes"}},
+        "checking against s",
+    ),
+    (
+        ["check", "s", "SCHEMA"],
+        {"/compatibility/subjects/s/versions": {"is_compatible": False, "messages": "bad"}},
+        "checking against s",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("args", "documents", "what"),
+    WRONG_SHAPES,
+    ids=[f"{args[0]}-{number}" for number, (args, _, _) in enumerate(WRONG_SHAPES)],
+)
+def test_an_answer_of_the_wrong_shape(
+    fake_registry: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    args: list[str],
+    documents: dict[str, Any],
+    what: str,
+) -> None:
+    _answer_with(monkeypatch, documents)
+    schema = str(write(tmp_path, "v1.avsc", ORDER_V1))
+    args = [schema if arg == "SCHEMA" else arg for arg in args]
+    result = run_cli("schemas", *args, "--registry", fake_registry)
+    assert_one_line_error(
+        result,
+        1,
+        f"the registry at {fake_registry} answered an unexpected document for ",
+        what,
+    )
+
+
+def test_the_right_shapes_still_work(
+    fake_registry: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # The same fake registry, answering the shapes the checks accept.
+    _answer_with(
+        monkeypatch,
+        {
+            "/subjects": ["s"],
+            "/subjects/s/versions": [1, 2],
+            "/subjects/s/versions/2": {**VERSION_1, "version": 2, "schemaType": "JSON"},
+            "/config/s": {"compatibilityLevel": "FULL"},
+        },
+    )
+    listed = run_cli("schemas", "list", "--registry", fake_registry)
+    assert listed.returncode == 0, listed.stderr
+    assert table_rows(listed.stdout) == [["s", "2", "2", "7", "JSON", "FULL"]]
+
+    _answer_with(monkeypatch, {"/subjects/s/versions/latest": VERSION_1})
+    shown = run_cli("schemas", "show", "s", "--registry", fake_registry)
+    assert (shown.returncode, shown.stdout) == (
+        0,
+        'subject s  version 1  id 7  type AVRO\n"string"\n',
+    )
+
+    _answer_with(
+        monkeypatch,
+        {"/compatibility/subjects/s/versions": {"is_compatible": False, "messages": ["x"]}},
+    )
+    schema = str(write(tmp_path, "v1.avsc", ORDER_V1))
+    checked = run_cli("schemas", "check", "s", schema, "--registry", fake_registry)
+    assert (checked.returncode, checked.stdout) == (1, "incompatible with s:\n  - x\n")
+
+
+def _broken_http(reply: bytes) -> Callable[[_FakeRegistry], None]:
+    """A do_GET for _FakeRegistry that answers `reply`, raw bytes that are not valid HTTP."""
+
+    def respond(handler: _FakeRegistry) -> None:
+        handler.wfile.write(reply)
+
+    return respond
+
+
+@pytest.mark.parametrize(
+    ("reply", "reason"),
+    [
+        (b"not http at all\r\n\r\n", "not http at all"),
+        (b"HTTP/1.0 200 OK\r\nContent-Length: 100\r\n\r\n[1, 2", "IncompleteRead"),
+    ],
+)
+def test_a_registry_that_breaks_http(
+    fake_registry: str, monkeypatch: pytest.MonkeyPatch, reply: bytes, reason: str
+) -> None:
+    monkeypatch.setattr(_FakeRegistry, "do_GET", _broken_http(reply))
+    result = run_cli("schemas", "list", "--registry", fake_registry)
+    assert_one_line_error(
+        result, 1, f"cannot reach the schema registry at {fake_registry}: ", reason
     )

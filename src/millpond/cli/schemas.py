@@ -4,6 +4,7 @@ REST API, so it works against Millpond's registry and against Confluent's or kar
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import sys
 import urllib.error
@@ -11,6 +12,7 @@ import urllib.request
 from pathlib import Path
 from typing import Annotated
 from typing import Any
+from typing import TypeVar
 from urllib.parse import quote
 from urllib.parse import urlsplit
 
@@ -28,6 +30,8 @@ TIMEOUT_S = 10.0
 _CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
 _TYPES_BY_SUFFIX = {".avsc": "AVRO", ".json": "JSON", ".proto": "PROTOBUF"}
 
+T = TypeVar("T")
+
 app = typer.Typer(
     help="List, show, register and check schemas in the schema registry.",
     no_args_is_help=True,
@@ -36,8 +40,12 @@ app = typer.Typer(
 
 
 def _check_registry(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme not in {"http", "https"} or not parts.netloc:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is no number in range
+    except ValueError as error:
+        raise typer.BadParameter(f"{url!r} is not a valid URL: {error}") from None
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
         raise typer.BadParameter(f"{url!r} is not an http:// or https:// URL")
     return url.rstrip("/")
 
@@ -70,23 +78,46 @@ class Registry:
             request.add_header("Content-Type", _CONTENT_TYPE)
         try:
             with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:  # noqa: S310
-                return json.loads(response.read() or b"null")
+                answer = response.read()
         except urllib.error.HTTPError as error:
             raise CliError(_error_message(error)) from None
-        except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
+        # OSError covers URLError, timeouts and resets; HTTPException a server that breaks HTTP
+        # (a bad status line, a short body); ValueError a URL that http.client refuses.
+        except (OSError, http.client.HTTPException, ValueError) as error:
             reason = getattr(error, "reason", error)
-            raise CliError(f"cannot reach the schema registry at {self.url}: {reason}") from None
-        except json.JSONDecodeError:
+            text = str(reason) or type(reason).__name__
+            raise CliError(f"cannot reach the schema registry at {self.url}: {text}") from None
+        try:
+            return json.loads(answer or b"null")
+        except ValueError:  # JSONDecodeError, or bytes that are not even UTF-8
             raise CliError(
                 f"{self.url}{path} did not answer JSON; is it a schema registry?"
             ) from None
+
+    def expect(self, document: Any, what: str, **fields: type) -> dict[str, Any]:
+        """`document` if it is an object with `fields` of those types; else a CliError, for
+        the registry is not speaking the API we know."""
+        if isinstance(document, dict) and all(
+            key in document and isinstance(document[key], kind) for key, kind in fields.items()
+        ):
+            return document
+        raise self.unexpected(what)
+
+    def expect_list(self, document: Any, what: str, item: type[T]) -> list[T]:
+        """`document` if it is a list of `item`s; else a CliError, as for `expect`."""
+        if isinstance(document, list) and all(isinstance(each, item) for each in document):
+            return document
+        raise self.unexpected(what)
+
+    def unexpected(self, what: str) -> CliError:
+        return CliError(f"the registry at {self.url} answered an unexpected document for {what}")
 
 
 def _error_message(error: urllib.error.HTTPError) -> str:
     try:
         document = json.loads(error.read())
         return f"{document['message']} (error {document['error_code']})"
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, OSError, http.client.HTTPException):
         return f"the schema registry answered HTTP {error.code} {error.reason}"
 
 
@@ -161,21 +192,33 @@ def list_subjects(
     """List the subjects with their latest version, schema id, type and compatibility."""
     client = Registry(registry)
     query = "?deleted=true" if deleted else ""
-    subjects = client.call("GET", f"/subjects{query}")
+    subjects = client.expect_list(client.call("GET", f"/subjects{query}"), "the subjects", str)
     table = Table("subject", "versions", "latest", "id", "type", "compatibility")
     for subject in subjects:
         path = _subject_path(subject)
-        versions = client.call("GET", f"{path}/versions{query}")
+        what = f"the versions of {subject}"
+        versions = client.expect_list(client.call("GET", f"{path}/versions{query}"), what, int)
+        if not versions:
+            raise client.unexpected(what)
         # "latest" is the latest live version; a soft-deleted subject has none.
-        latest = client.call("GET", f"{path}/versions/{max(versions)}{query}")
-        level = client.call("GET", f"/config/{quote(subject, safe='')}?defaultToGlobal=true")
+        newest = max(versions)
+        latest = client.expect(
+            client.call("GET", f"{path}/versions/{newest}{query}"),
+            f"version {newest} of {subject}",
+            version=object,
+            id=object,
+        )
+        level = client.expect(
+            client.call("GET", f"/config/{quote(subject, safe='')}?defaultToGlobal=true"),
+            f"the compatibility level of {subject}",
+        )
         table.add_row(
             subject,
             str(len(versions)),
             str(latest["version"]),
             str(latest["id"]),
-            latest.get("schemaType", "AVRO"),
-            level.get("compatibilityLevel", "-"),
+            str(latest.get("schemaType", "AVRO")),
+            str(level.get("compatibilityLevel", "-")),
         )
     if not subjects:
         typer.echo("no subjects")
@@ -194,13 +237,22 @@ def show(
 ) -> None:
     """Show one version of a subject: its id, type, references and the schema itself."""
     client = Registry(registry)
-    document = client.call("GET", f"{_subject_path(subject)}/versions/{quote(version, safe='')}")
+    what = f"version {version} of {subject}"
+    document = client.expect(
+        client.call("GET", f"{_subject_path(subject)}/versions/{quote(version, safe='')}"),
+        what,
+        subject=object,
+        version=object,
+        id=object,
+        schema=str,
+    )
     schema_type = document.get("schemaType", "AVRO")
     typer.echo(
         f"subject {document['subject']}  version {document['version']}  id {document['id']}  "
         f"type {schema_type}"
     )
-    for reference in document.get("references") or ():
+    for item in client.expect_list(document.get("references") or [], what, object):
+        reference = client.expect(item, what, name=object, subject=object, version=object)
         typer.echo(
             f"reference {reference['name']} -> {reference['subject']} "
             f"version {reference['version']}"
@@ -228,10 +280,16 @@ def register(
     """Register a schema under a subject (the registry refuses an incompatible one)."""
     client = Registry(registry)
     body = _schema_body(file, schema_type, reference or [])
-    answer = client.call("POST", f"{_subject_path(subject)}/versions", body)
+    answer = client.expect(
+        client.call("POST", f"{_subject_path(subject)}/versions", body),
+        f"registering under {subject}",
+        id=object,
+    )
     version = answer.get("version")
     if version is None:  # registries before Confluent 7.7 answer only the id
-        version = client.call("POST", _subject_path(subject), body)["version"]
+        found = client.call("POST", _subject_path(subject), body)
+        what = f"looking up the schema under {subject}"
+        version = client.expect(found, what, version=object)["version"]
     typer.echo(f"registered {subject} version {version} with schema id {answer['id']}")
 
 
@@ -256,11 +314,12 @@ def check(
     path = f"/compatibility{_subject_path(subject)}/versions"
     if version is not None:
         path += "/" + quote(version, safe="")
+    what = f"checking against {subject}"
     answer = client.call("POST", f"{path}?verbose=true", body)
-    if answer.get("is_compatible"):
+    if client.expect(answer, what, is_compatible=bool)["is_compatible"]:
         typer.echo(f"compatible with {subject}")
         return
     typer.echo(f"incompatible with {subject}:")
-    for message in answer.get("messages") or ():
+    for message in client.expect_list(answer.get("messages") or [], what, object):
         typer.echo(f"  - {message}")
     raise typer.Exit(1)
