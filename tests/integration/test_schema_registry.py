@@ -1153,3 +1153,73 @@ def test_turning_validation_on_takes_effect_and_describe_shows_it(
     valid = wire(schema_ids["order"], avro_bytes(ORDER, {"id": 2, "item": "cup"}))
     outcomes = produce(shared_broker, "val-altered", [(None, b"plain"), (None, valid)])
     assert outcomes == [KafkaError.INVALID_RECORD, None]
+
+
+# --- a compression bomb on a validated topic -------------------------------------------------
+
+
+def test_a_compression_bomb_to_a_validated_topic_is_refused_in_bounded_memory(
+    tmp_path: Path,
+) -> None:
+    # One record whose value is 200 MiB of zeros, zstd-compressed as a producer with
+    # compression.type=zstd sends it: a few KB on the wire, far under max.message.bytes, but
+    # validating it used to inflate all of it (1.3 GB peak RSS for 400 MiB). Its own broker:
+    # VmHWM is the peak of the process's whole life.
+    import datetime
+
+    import cramjam
+    from crc32c import crc32c
+    from kio.schema.errors import ErrorCode
+    from kio.schema.produce.v9 import request as produce_v9
+
+    from millpond.protocol.record_codec import COMPRESSION_ZSTD
+    from millpond.protocol.record_codec import NewRecord
+    from millpond.protocol.record_codec import encode_batch
+    from millpond.protocol.varint import encode_varint
+    from tests.support.wire import WireClient
+
+    mib = 1024 * 1024
+    value_size = 200 * mib
+    fields = b"\x00" + encode_varint(0) + encode_varint(0) + encode_varint(-1)  # null key
+    fields += encode_varint(value_size)
+    headers = encode_varint(0)
+    compressor = cramjam.zstd.Compressor()
+    compressor.compress(encode_varint(len(fields) + value_size + len(headers)) + fields)
+    zeros = bytes(mib)
+    for _ in range(value_size // mib):
+        compressor.compress(zeros)
+    compressor.compress(headers)
+    area = bytes(compressor.finish())
+    bomb = encode_batch([NewRecord(None, b"v", 1)], compression=COMPRESSION_ZSTD)[:61] + area
+    struct.pack_into(">i", bomb, 8, len(bomb) - 12)  # batchLength
+    struct.pack_into(">I", bomb, 17, crc32c(bytes(bomb[21:])))
+    assert len(bomb) < 100_000  # max.message.bytes is 1 MiB
+
+    def send(client: WireClient, topic: str, records: bytes) -> Any:
+        request = produce_v9.ProduceRequest(
+            acks=-1,
+            timeout=datetime.timedelta(seconds=10),
+            topic_data=(
+                produce_v9.TopicProduceData(
+                    name=topic,
+                    partition_data=(produce_v9.PartitionProduceData(index=0, records=records),),
+                ),
+            ),
+        )
+        return client.call(request).responses[0].partition_responses[0]
+
+    with running_broker(tmp_path / "data") as broker, WireClient(broker.bootstrap) as client:
+        create_topic(broker, "val-bomb", **VALUE_VALIDATION)
+        create_topic(broker, "bomb-free")
+        refused = send(client, "val-bomb", bytes(bomb))
+        assert refused.error_code == ErrorCode.invalid_record
+        assert "inflates past 64 MiB" in (refused.error_message or "")
+        # Up, and the same connection is served next.
+        small = encode_batch([NewRecord(b"k", b"fine", 1)], compression=COMPRESSION_ZSTD)
+        stored = send(client, "bomb-free", bytes(small))
+        assert (stored.error_code, stored.base_offset) == (ErrorCode.none, 0)
+        assert stored_count(broker, "val-bomb") == 0
+        assert broker.process is not None
+        status = Path(f"/proc/{broker.process.pid}/status").read_text()
+        peak_kb = next(int(line.split()[1]) for line in status.splitlines() if line[:6] == "VmHWM:")
+        assert peak_kb < 300 * 1024, f"peak RSS {peak_kb} kB"

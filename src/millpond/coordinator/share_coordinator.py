@@ -706,9 +706,13 @@ def _read_records(log: Log, offsets: list[int]) -> list[tuple[int, Any]]:
             last_seen = header.last_offset
             if not any(header.base_offset <= o <= header.last_offset for o in wanted):
                 continue
-            for record in iter_records(data, header):
-                if record.offset in wanted:
-                    found.append((record.offset, record))
+            try:
+                for record in iter_records(data, header):
+                    if record.offset in wanted:
+                        found.append((record.offset, record))
+            except InvalidRecordError as error:
+                # Undecodable, or inflating past the cap: its records are not dead-lettered.
+                logger.warning("not dead-lettering the batch at %d: %s", header.base_offset, error)
         while position < len(offsets) and offsets[position] <= last_seen:
             position += 1
     return found
@@ -719,9 +723,12 @@ def _timestamp_at(log: Log, offset: int) -> int | None:
         data = log.read(offset, 1)
     except Exception:
         return None
-    for header in iter_batches(data, verify_crc=False):
-        if header.last_offset >= offset:
-            for record in iter_records(data, header):
-                if record.offset >= offset:
-                    return record.timestamp
+    try:
+        for header in iter_batches(data, verify_crc=False):
+            if header.last_offset >= offset:
+                for record in iter_records(data, header):
+                    if record.offset >= offset:
+                        return record.timestamp
+    except InvalidRecordError:
+        return None
     return None
