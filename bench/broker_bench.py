@@ -277,6 +277,31 @@ def produce(producer: Producer, topic: str, value: bytes, **kwargs: Any) -> None
             producer.poll(0.05)
 
 
+class Deliveries:
+    """A producer's `on_delivery`: counts the records stored, keeps the first errors, and
+    notes when the last report came (the end of a timed produce)."""
+
+    def __init__(self) -> None:
+        self.delivered = 0
+        self.errors: list[str] = []
+        self.last = 0.0
+
+    def __call__(self, err: Any, _msg: Any) -> None:
+        self.last = time.perf_counter()
+        if err is None:
+            self.delivered += 1
+        elif len(self.errors) < 10:
+            self.errors.append(str(err))
+
+    def check(self, what: str, messages: int, unsent: int) -> None:
+        """Raise unless all `messages` were stored: a refused record must not pass for a
+        fast one."""
+        if unsent or self.errors or self.delivered != messages:
+            raise RuntimeError(
+                f"{what}: {self.delivered}/{messages} delivered, {unsent} unsent: {self.errors}"
+            )
+
+
 def percentile(values: list[float], pct: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
@@ -287,29 +312,16 @@ def percentile(values: list[float], pct: float) -> float:
 
 def produce_throughput(bootstrap: str, topic: str, messages: int) -> Result:
     value = os.urandom(VALUE_SIZE)
-    delivered = 0
-    errors: list[str] = []
-    last_delivery = 0.0
-
-    def on_delivery(err: Any, _msg: Any) -> None:
-        nonlocal delivered, last_delivery
-        last_delivery = time.perf_counter()
-        if err is None:
-            delivered += 1
-        elif len(errors) < 10:
-            errors.append(str(err))
-
-    producer = Producer({**producer_config(bootstrap, linger_ms=5), "on_delivery": on_delivery})
+    deliveries = Deliveries()
+    producer = Producer({**producer_config(bootstrap, linger_ms=5), "on_delivery": deliveries})
     producer.list_topics(topic, timeout=10)  # connect before the clock starts
     start = time.perf_counter()
     for i in range(messages):
         produce(producer, topic, value, key=b"%d" % i)
         if i % 1000 == 0:
             producer.poll(0)
-    unsent = producer.flush(max(60.0, messages / 1000))
-    if unsent or errors or delivered != messages:
-        raise RuntimeError(f"produce: {delivered}/{messages} delivered, {unsent} unsent: {errors}")
-    elapsed = last_delivery - start
+    deliveries.check("produce", messages, producer.flush(max(60.0, messages / 1000)))
+    elapsed = deliveries.last - start
     return {
         "messages": messages,
         "seconds": elapsed,

@@ -275,27 +275,14 @@ def run_millpond(messages: int, say: Say) -> Measured:
         say(f"preload {messages:,} (acks=all)")
         producer = Producer(broker_bench.producer_config(server.bootstrap, linger_ms=5))
         producer.list_topics(QUEUE, timeout=10)  # connect before the clock starts
-        delivered, errors, last_delivery = 0, [], 0.0
-
-        def on_delivery(err: Any, _msg: Any) -> None:
-            nonlocal delivered, last_delivery
-            last_delivery = time.perf_counter()
-            if err is None:
-                delivered += 1
-            elif len(errors) < 10:
-                errors.append(str(err))
-
+        deliveries = broker_bench.Deliveries()
         start = time.perf_counter()
         for i, value in enumerate(values(messages)):
-            broker_bench.produce(producer, QUEUE, value, on_delivery=on_delivery)
+            broker_bench.produce(producer, QUEUE, value, on_delivery=deliveries)
             if i % 1000 == 0:
                 producer.poll(0)
-        unsent = producer.flush(deadline_s(messages))
-        if unsent or errors or delivered != messages:
-            raise RuntimeError(
-                f"preload: {delivered}/{messages} delivered, {unsent} unsent: {errors}"
-            )
-        measured = preloaded(messages, last_delivery - start)
+        deliveries.check("preload", messages, producer.flush(deadline_s(messages)))
+        measured = preloaded(messages, deliveries.last - start)
         del producer, admin  # disconnect now, not when the broker goes away
 
         def worker(_index: int, tally: Tally) -> None:

@@ -349,20 +349,9 @@ def produce(
     the last delivery report; fail on any delivery error, so a refused batch cannot pass for a
     fast one. Adds the broker's and the client's CPU seconds over the phase. The keys of the
     result start with `label`."""
-    delivered = 0
-    errors: list[str] = []
-    last_delivery = 0.0
-
-    def on_delivery(err: KafkaError | None, _msg: Any) -> None:
-        nonlocal delivered, last_delivery
-        last_delivery = time.perf_counter()
-        if err is None:
-            delivered += 1
-        elif len(errors) < 10:
-            errors.append(str(err))
-
+    deliveries = broker_bench.Deliveries()
     config = broker_bench.producer_config(broker.bootstrap, linger_ms=5)
-    producer = Producer({**config, "on_delivery": on_delivery})
+    producer = Producer({**config, "on_delivery": deliveries})
     producer.list_topics(topic, timeout=10)  # connect before the clock starts
     pid = broker.process.pid
     broker_cpu, client_cpu = broker_bench.cpu_seconds(pid), time.process_time()
@@ -375,13 +364,9 @@ def produce(
     unsent = producer.flush(max(60.0, messages / 1000))
     broker_cpu = broker_bench.cpu_seconds(pid) - broker_cpu
     client_cpu = time.process_time() - client_cpu
-    if unsent or errors or delivered != messages:
-        raise RuntimeError(
-            f"{topic}: {delivered}/{messages} delivered, {unsent} unsent, "
-            f"{len(errors)}+ delivery errors: {errors}"
-        )
+    deliveries.check(topic, messages, unsent)
     alive(broker)
-    elapsed = last_delivery - start
+    elapsed = deliveries.last - start
     return {
         f"{label}.seconds": elapsed,
         f"{label}_msgs_per_s": messages / elapsed,

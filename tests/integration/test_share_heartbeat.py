@@ -1,12 +1,6 @@
 """ShareGroupHeartbeat, ShareGroupDescribe and member liveness.
 
-Share groups (KIP-932) on the wire: raw ShareGroupHeartbeat, ShareFetch, ShareAcknowledge,
-group configs and the share-group admin APIs against the real broker. Each case is an answer a
-share consumer (librdkafka) or an admin client relies on, as Kafka gives it.
-
-Most groups here set share.auto.offset.reset=earliest first, so records produced before the
-group's first fetch are delivered; the default (latest) has its own test. Tests that need no
-broker of their own share one (module-scoped) and keep to their own topic and group names.
+Share groups on the wire, as tests/support/share_wire.py describes.
 """
 
 from __future__ import annotations

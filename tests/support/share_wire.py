@@ -1,5 +1,14 @@
 """Raw share-group requests for the integration tests (test_share_*.py): kio requests built
-and sent with WireClient, and small readers of their answers."""
+and sent with WireClient, and small readers of their answers.
+
+Share groups (KIP-932) on the wire: raw ShareGroupHeartbeat, ShareFetch, ShareAcknowledge,
+group configs and the share-group admin APIs against the real broker. Each case is an answer a
+share consumer (librdkafka) or an admin client relies on, as Kafka gives it.
+
+Most groups here set share.auto.offset.reset=earliest first, so records produced before the
+group's first fetch are delivered; the default (latest) has its own test. Tests that need no
+broker of their own share one (module-scoped) and keep to their own topic and group names.
+"""
 
 from __future__ import annotations
 

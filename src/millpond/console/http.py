@@ -263,15 +263,10 @@ class HttpServer:
             return Response(
                 HTTPStatus.INTERNAL_SERVER_ERROR, json.dumps(error).encode(), REGISTRY_CONTENT_TYPE
             )
-        if answer.status == HTTPStatus.METHOD_NOT_ALLOWED:
-            body = json.dumps(answer.body).encode()
-            return Response(
-                HTTPStatus.METHOD_NOT_ALLOWED, body, REGISTRY_CONTENT_TYPE, allow=answer.allow
-            )
-        if isinstance(answer.body, str):  # a bare schema, as Confluent sends it
-            return Response(HTTPStatus(answer.status), answer.body.encode(), REGISTRY_CONTENT_TYPE)
+        # A str is a bare schema, sent as Confluent sends it; anything else is JSON.
+        text = answer.body if isinstance(answer.body, str) else json.dumps(answer.body)
         return Response(
-            HTTPStatus(answer.status), json.dumps(answer.body).encode(), REGISTRY_CONTENT_TYPE
+            HTTPStatus(answer.status), text.encode(), REGISTRY_CONTENT_TYPE, allow=answer.allow
         )
 
     def _route(self, request: RequestHead) -> Response:

@@ -75,6 +75,11 @@ def _flag(query: dict[str, str], name: str) -> bool:
     return query.get(name, "false").lower() == "true"
 
 
+def _serialized(request: ApiRequest) -> bool:
+    """`?format=serialized`: Protobuf schemas as base64 descriptors (other formats ignore it)."""
+    return request.query.get("format") == "serialized"
+
+
 def _schema_id(raw: str) -> int:
     try:
         return int(raw)
@@ -199,7 +204,7 @@ class RegistryRoutes:
     @_route("GET", "/subjects/{}/versions/{}")
     async def get_version(self, request: ApiRequest, args: list[str]) -> Any:
         entry = self.registry.version(args[0], args[1], deleted=_flag(request.query, "deleted"))
-        serialized = request.query.get("format") == "serialized"
+        serialized = _serialized(request)
         return _version_document(self.registry, entry, serialized=serialized)
 
     @_route("GET", "/subjects/{}/versions/{}/schema")
@@ -240,7 +245,7 @@ class RegistryRoutes:
     @_route("GET", "/schemas/ids/{}")
     async def get_schema(self, request: ApiRequest, args: list[str]) -> Any:
         stored = self.registry.schema(_schema_id(args[0]), request.query.get("subject") or None)
-        serialized = request.query.get("format") == "serialized"
+        serialized = _serialized(request)
         document = _schema_document(self.registry, stored, serialized=serialized)
         document["guid"] = stored.guid
         return document
@@ -266,7 +271,7 @@ class RegistryRoutes:
     @_route("GET", "/schemas/guids/{}")
     async def get_schema_by_guid(self, request: ApiRequest, args: list[str]) -> Any:
         stored = self.registry.schema_by_guid(args[0])
-        serialized = request.query.get("format") == "serialized"
+        serialized = _serialized(request)
         document = _schema_document(self.registry, stored, serialized=serialized)
         document["id"] = stored.id
         return document

@@ -232,10 +232,8 @@ class SchemaRegistry:
         parsed, identity = await self.parse(request, to_store=True)
         async with self._lock:
             # The mode is read under the lock: a READONLY answered before this takes it holds.
-            mode = self.mode(subject)
-            if mode in (Mode.READONLY, Mode.READONLY_OVERRIDE):
-                raise RegistryError(422, 42205, f"Subject {subject} is in read-only mode")
-            importing = mode is Mode.IMPORT
+            self._check_writable(subject)
+            importing = self.mode(subject) is Mode.IMPORT
             if importing and request.id is None:
                 raise RegistryError(
                     422, 42205, f"Subject {subject} is in IMPORT mode: give the schema's id"
@@ -455,8 +453,7 @@ class SchemaRegistry:
         if subject is not None:
             check_subject(subject)
         async with self._lock:
-            if self.mode(subject) in (Mode.READONLY, Mode.READONLY_OVERRIDE):
-                raise RegistryError(422, 42205, f"{subject or 'The registry'} is in read-only mode")
+            self._check_writable(subject)
             await self._write([config_record(subject, level)])
         return level
 
@@ -514,9 +511,11 @@ class SchemaRegistry:
             await self._write([mode_record(subject, None)])
             return mode
 
-    def _check_writable(self, subject: str) -> None:
+    def _check_writable(self, subject: str | None) -> None:
+        """Raise 42205 when `subject` (None: the registry) is read-only."""
         if self.mode(subject) in (Mode.READONLY, Mode.READONLY_OVERRIDE):
-            raise RegistryError(422, 42205, f"Subject {subject} is in read-only mode")
+            what = "The registry" if subject is None else f"Subject {subject}"
+            raise RegistryError(422, 42205, f"{what} is in read-only mode")
 
     async def _write(self, records: Records) -> None:
         """Append and apply `records`. Records that may have reached `_schemas` are applied

@@ -303,13 +303,7 @@ def _check_definitions(schema: avro.schema.Schema, inherited: frozenset[int]) ->
     """Check what Apache avro lets through in the types `schema` defines (not those it
     inherits): every field default, and that enum symbols are a list (avro takes any
     sequence, so "AB" would be the symbols A and B)."""
-    seen = set(inherited)
-    stack = [schema]
-    while stack:
-        current = stack.pop()
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
+    for current in avro_skip.reachable_types(schema, skip=inherited):
         if isinstance(current, avro.schema.EnumSchema) and not isinstance(current.symbols, list):
             raise InvalidSchemaError(
                 f"Invalid Avro schema: enum '{current.fullname}' needs a JSON array of symbols"
@@ -324,13 +318,6 @@ def _check_definitions(schema: avro.schema.Schema, inherited: frozenset[int]) ->
                         f"'{current.fullname}': {json.dumps(record_field.default)} is not a "
                         f"valid {_default_expectation(record_field.type)}"
                     )
-                stack.append(record_field.type)
-        elif isinstance(current, avro.schema.ArraySchema):
-            stack.append(current.items)
-        elif isinstance(current, avro.schema.MapSchema):
-            stack.append(current.values)
-        elif isinstance(current, avro.schema.UnionSchema):
-            stack.extend(current.schemas)
 
 
 def _default_expectation(schema: avro.schema.Schema) -> str:

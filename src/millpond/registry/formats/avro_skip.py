@@ -45,6 +45,7 @@ The binary encoding being walked (the Avro specification, "Binary Encoding"):
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -273,19 +274,20 @@ def _truncated() -> PayloadError:
 # Planning
 
 
-def _zero_size_records(schema: avro.schema.Schema) -> frozenset[int]:
-    """The ids of the records reachable from `schema` whose values take no bytes: the least
-    fixed point, so a record that holds itself (which no finite value can) is not one."""
-    records: list[avro.schema.RecordSchema] = []
-    seen: set[int] = set()
+def reachable_types(
+    schema: avro.schema.Schema, *, skip: frozenset[int] = frozenset()
+) -> Iterator[avro.schema.Schema]:
+    """Every type `schema` holds, itself included, each once (a named type may be used many
+    times, and may hold itself), but for those whose id is in `skip` and what only they hold."""
+    seen = set(skip)
     pending = [schema]
     while pending:
         current = pending.pop()
         if id(current) in seen:
             continue
         seen.add(id(current))
+        yield current
         if isinstance(current, avro.schema.RecordSchema):
-            records.append(current)
             pending.extend(record_field.type for record_field in current.fields)
         elif isinstance(current, avro.schema.ArraySchema):
             pending.append(current.items)
@@ -293,6 +295,16 @@ def _zero_size_records(schema: avro.schema.Schema) -> frozenset[int]:
             pending.append(current.values)
         elif isinstance(current, avro.schema.UnionSchema):
             pending.extend(current.schemas)
+
+
+def _zero_size_records(schema: avro.schema.Schema) -> frozenset[int]:
+    """The ids of the records reachable from `schema` whose values take no bytes: the least
+    fixed point, so a record that holds itself (which no finite value can) is not one."""
+    records = [
+        current
+        for current in reachable_types(schema)
+        if isinstance(current, avro.schema.RecordSchema)
+    ]
     zero: set[int] = set()
     grew = True
     while grew:
